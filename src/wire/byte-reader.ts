@@ -1,0 +1,546 @@
+/**
+ * The big-endian reader: QEMU's `QEMUFile` for the receiving side, over a list of received chunks.
+ *
+ * Design (STYLE.md 3.7): every read of buffered bytes is synchronous. A decoder that runs out of buffered bytes
+ * throws a private, preallocated underflow sentinel; the driver ({@link ByteReader.decode} or
+ * {@link ByteReader.tryDecode}) rewinds to where the decoder started, waits until the needed bytes have arrived
+ * and runs it again. Decoders must therefore have no side effects until they return. Reading past the end of
+ * the stream raises `TRUNCATED` with the exact offset.
+ *
+ * @module
+ */
+
+import { MigrationError, toMigrationError } from "../errors.js";
+import type { ByteSource } from "../transport/channel.js";
+
+/** Options of {@link ByteReader}. */
+export interface ByteReaderOptions {
+  /**
+   * Most bytes the reader keeps buffered ahead of the last commit point (the start of the decoder being run).
+   * A decoder that needs more fails with `LIMIT_EXCEEDED`. Default 64 MiB.
+   */
+  readonly maxBufferedBytes: number;
+}
+
+const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
+const TWO_POW_32 = 2 ** 32;
+const EMPTY = new Uint8Array(0);
+
+/** The underflow sentinel: thrown by sync reads when bytes are missing; never escapes the drivers. */
+class Underflow {
+  /** Absolute stream offset up to which bytes are needed (exclusive). */
+  needUntil = 0;
+}
+const UNDERFLOW = new Underflow();
+
+/** Returned by {@link ByteReader.tryDecode} when the decoder needs more bytes than are buffered. */
+export const NEED_MORE: unique symbol = Symbol("NEED_MORE");
+
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * Reads big-endian values from a chunk list fed by a {@link ByteSource} (or from one byte array).
+ *
+ * Reads inside the current chunk return views and cost no copy; reads across chunks copy into a scratch buffer
+ * (scalars) or straight into the destination ({@link ByteReader.copyTo}).
+ *
+ * @example
+ * ```ts
+ * const r = new ByteReader(channel);
+ * const magic = await r.decode((r) => r.u32());
+ * ```
+ */
+export class ByteReader {
+  readonly #source: ByteSource | undefined;
+  readonly #maxBuffered: number;
+  #chunks: Uint8Array[] = [];
+  #views: DataView[] = [];
+  /** Index of the current chunk in #chunks. */
+  #ci = 0;
+  /** Position inside the current chunk. */
+  #pos = 0;
+  /** Absolute offset of #chunks[0][0]. */
+  #base = 0;
+  /** Absolute offset of the first byte after the buffered data. */
+  #end = 0;
+  #eof = false;
+  #error: MigrationError | undefined;
+  readonly #scratch = new Uint8Array(8);
+  readonly #scratchView = new DataView(this.#scratch.buffer);
+  #cur: Uint8Array = EMPTY;
+  #curView: DataView = new DataView(EMPTY.buffer);
+  /** Absolute offset of #cur[0]. */
+  #curBase = 0;
+
+  /**
+   * @param source Where bytes come from, or `undefined` for a reader over {@link ByteReader.fromBytes} data.
+   * @param options Caps; see {@link ByteReaderOptions}.
+   */
+  constructor(source: ByteSource | undefined, options: Partial<ByteReaderOptions> = {}) {
+    this.#source = source;
+    this.#maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
+    if (source === undefined) this.#eof = true;
+  }
+
+  /**
+   * A reader over bytes already in memory; the end of `bytes` is the end of the stream.
+   *
+   * @param bytes The whole stream (not copied).
+   * @param baseOffset The stream offset of `bytes[0]` (for error messages), default 0.
+   */
+  static fromBytes(bytes: Uint8Array, baseOffset = 0): ByteReader {
+    const r = new ByteReader(undefined, { maxBufferedBytes: Number.POSITIVE_INFINITY });
+    r.#base = baseOffset;
+    r.#end = baseOffset;
+    r.#curBase = baseOffset;
+    if (bytes.length > 0) r.#append(bytes);
+    return r;
+  }
+
+  /** The absolute stream offset of the next byte to read. */
+  get offset(): number {
+    return this.#curBase + this.#pos;
+  }
+
+  /** Bytes buffered after the cursor. */
+  get available(): number {
+    return this.#end - this.offset;
+  }
+
+  /** Whether the source has reported end of stream (more bytes may still be buffered). */
+  get sourceEnded(): boolean {
+    return this.#eof;
+  }
+
+  /** The latched error, if any. */
+  get error(): MigrationError | undefined {
+    return this.#error;
+  }
+
+  /** Latches `e` (first one wins) and returns the latched error. */
+  fail(e: unknown): MigrationError {
+    if (this.#error === undefined) {
+      this.#error = toMigrationError(e, "TRANSPORT", "Cannot read the migration stream");
+      // Make the buffer look empty so the synchronous fast paths fall through to #need(), which throws the
+      // latched error: the latch costs nothing on the hot path.
+      const off = this.offset;
+      this.#chunks = [];
+      this.#views = [];
+      this.#ci = 0;
+      this.#cur = EMPTY;
+      this.#pos = 0;
+      this.#curBase = off;
+      this.#base = off;
+      this.#end = off;
+    }
+    return this.#error;
+  }
+
+  #append(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#views.push(new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.#end += chunk.length;
+    if (this.#chunks.length === this.#ci + 1) this.#enter(this.#ci);
+  }
+
+  #enter(ci: number): void {
+    let base = this.#base;
+    for (let i = 0; i < ci; i++) base += (this.#chunks[i] as Uint8Array).length;
+    this.#ci = ci;
+    this.#cur = this.#chunks[ci] ?? EMPTY;
+    this.#curView = this.#views[ci] ?? new DataView(EMPTY.buffer);
+    this.#curBase = base;
+    this.#pos = 0;
+  }
+
+  /** Moves to the next chunk when the current one is used up. */
+  #advance(): void {
+    while (this.#pos >= this.#cur.length && this.#ci + 1 < this.#chunks.length) {
+      const nextBase = this.#curBase + this.#cur.length;
+      this.#ci++;
+      this.#cur = this.#chunks[this.#ci] as Uint8Array;
+      this.#curView = this.#views[this.#ci] as DataView;
+      this.#curBase = nextBase;
+      this.#pos = 0;
+    }
+  }
+
+  /** Throws underflow (or TRUNCATED at EOF) when fewer than `n` bytes are buffered after the cursor. */
+  #need(n: number): never {
+    if (this.#error !== undefined) throw this.#error;
+    const needUntil = this.offset + n;
+    if (this.#eof) {
+      throw this.fail(
+        new MigrationError(
+          "TRUNCATED",
+          `Cannot read ${n} byte${n === 1 ? "" : "s"}: the stream ends at offset ${this.#end}`,
+          { offset: this.offset },
+        ),
+      );
+    }
+    UNDERFLOW.needUntil = needUntil;
+    throw UNDERFLOW;
+  }
+
+  /** Copies `n` (≤ 8) bytes that cross chunks into the scratch buffer. */
+  #gather(n: number): DataView {
+    if (this.#end - this.offset < n) this.#need(n);
+    let got = 0;
+    while (got < n) {
+      this.#advance();
+      const k = Math.min(n - got, this.#cur.length - this.#pos);
+      this.#scratch.set(this.#cur.subarray(this.#pos, this.#pos + k), got);
+      this.#pos += k;
+      got += k;
+    }
+    return this.#scratchView;
+  }
+
+  /** Reads one unsigned byte. QEMU: `qemu_get_byte`. */
+  u8(): number {
+    if (this.#pos < this.#cur.length) return this.#cur[this.#pos++] as number;
+    this.#advance();
+    if (this.#pos < this.#cur.length) return this.#cur[this.#pos++] as number;
+    return this.#need(1);
+  }
+
+  /** Reads a big-endian u16. QEMU: `qemu_get_be16`. */
+  u16(): number {
+    const p = this.#pos;
+    if (p + 2 <= this.#cur.length) {
+      this.#pos = p + 2;
+      return this.#curView.getUint16(p);
+    }
+    return this.#gather(2).getUint16(0);
+  }
+
+  /** Reads a big-endian u32. QEMU: `qemu_get_be32`. */
+  u32(): number {
+    const p = this.#pos;
+    if (p + 4 <= this.#cur.length) {
+      this.#pos = p + 4;
+      return this.#curView.getUint32(p);
+    }
+    return this.#gather(4).getUint32(0);
+  }
+
+  /** Reads a big-endian u64 as a bigint. QEMU: `qemu_get_be64`. */
+  u64(): bigint {
+    const p = this.#pos;
+    if (p + 8 <= this.#cur.length) {
+      this.#pos = p + 8;
+      return this.#curView.getBigUint64(p);
+    }
+    return this.#gather(8).getBigUint64(0);
+  }
+
+  /**
+   * Reads a big-endian u64 as a number (no BigInt: the RAM page-header path). Values of 2^53 or more fail with
+   * `FIELD_OUT_OF_RANGE`.
+   */
+  u64n(): number {
+    const start = this.offset;
+    let hi: number;
+    let lo: number;
+    const p = this.#pos;
+    if (p + 8 <= this.#cur.length) {
+      this.#pos = p + 8;
+      hi = this.#curView.getUint32(p);
+      lo = this.#curView.getUint32(p + 4);
+    } else {
+      const v = this.#gather(8);
+      hi = v.getUint32(0);
+      lo = v.getUint32(4);
+    }
+    if (hi >= 0x200000) {
+      throw this.fail(
+        new MigrationError(
+          "FIELD_OUT_OF_RANGE",
+          `Cannot read u64 as a number: 0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")} is 2^53 or more`,
+          {
+            offset: start,
+          },
+        ),
+      );
+    }
+    return hi * TWO_POW_32 + lo;
+  }
+
+  /** Reads a signed byte. */
+  i8(): number {
+    const v = this.u8();
+    return v >= 0x80 ? v - 0x100 : v;
+  }
+
+  /** Reads a big-endian i16. */
+  i16(): number {
+    const v = this.u16();
+    return v >= 0x8000 ? v - 0x10000 : v;
+  }
+
+  /** Reads a big-endian i32. */
+  i32(): number {
+    return this.u32() | 0;
+  }
+
+  /** Reads a big-endian i64 as a bigint. */
+  i64(): bigint {
+    return BigInt.asIntN(64, this.u64());
+  }
+
+  /** Reads a big-endian float64 (a u64 bit pattern on the wire). */
+  f64(): number {
+    const p = this.#pos;
+    if (p + 8 <= this.#cur.length) {
+      this.#pos = p + 8;
+      return this.#curView.getFloat64(p);
+    }
+    return this.#gather(8).getFloat64(0);
+  }
+
+  /**
+   * Reads `n` bytes. Within one chunk this is a view (no copy) that stays valid: received chunks are never
+   * reused. Across chunks it is a fresh copy. QEMU: `qemu_get_buffer`.
+   */
+  bytes(n: number): Uint8Array {
+    if (n === 0) return EMPTY;
+    if (this.#pos >= this.#cur.length) this.#advance();
+    const p = this.#pos;
+    if (p + n <= this.#cur.length) {
+      this.#pos = p + n;
+      return this.#cur.subarray(p, p + n);
+    }
+    if (this.#end - this.offset < n) this.#need(n);
+    const out = new Uint8Array(n);
+    this.#copyOut(out, 0, n);
+    return out;
+  }
+
+  /**
+   * Copies `n` bytes straight into `target` at `targetOffset` (piece by piece across chunks; no intermediate
+   * buffer). Either all `n` bytes are copied or none (underflow is raised before copying).
+   */
+  copyTo(target: Uint8Array, targetOffset: number, n: number): void {
+    const p = this.#pos;
+    if (p + n <= this.#cur.length) {
+      target.set(this.#cur.subarray(p, p + n), targetOffset);
+      this.#pos = p + n;
+      return;
+    }
+    if (this.#end - this.offset < n) this.#need(n);
+    this.#copyOut(target, targetOffset, n);
+  }
+
+  #copyOut(target: Uint8Array, targetOffset: number, n: number): void {
+    let got = 0;
+    while (got < n) {
+      this.#advance();
+      const k = Math.min(n - got, this.#cur.length - this.#pos);
+      target.set(this.#cur.subarray(this.#pos, this.#pos + k), targetOffset + got);
+      this.#pos += k;
+      got += k;
+    }
+  }
+
+  /** Skips `n` bytes. */
+  skip(n: number): void {
+    if (this.#end - this.offset < n) this.#need(n);
+    let left = n;
+    while (left > 0) {
+      this.#advance();
+      const k = Math.min(left, this.#cur.length - this.#pos);
+      this.#pos += k;
+      left -= k;
+    }
+  }
+
+  /** Reads a QEMU counted string (u8 length, bytes, no NUL) as text. QEMU: `qemu_get_counted_string`. */
+  str(): string {
+    const n = this.u8();
+    const b = this.bytes(n);
+    return decodeText(b);
+  }
+
+  /** Returns the byte `ahead` bytes after the cursor without consuming it (underflow if not buffered). */
+  peekU8(ahead = 0): number {
+    if (this.#end - this.offset <= ahead) this.#need(ahead + 1);
+    let ci = this.#ci;
+    let p = this.#pos + ahead;
+    let c = this.#cur;
+    while (p >= c.length) {
+      p -= c.length;
+      ci++;
+      c = this.#chunks[ci] as Uint8Array;
+    }
+    return c[p] as number;
+  }
+
+  /** Returns `n` bytes starting `ahead` bytes after the cursor without consuming them (a copy when needed). */
+  peekBytes(ahead: number, n: number): Uint8Array {
+    if (this.#end - this.offset < ahead + n) this.#need(ahead + n);
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.peekU8(ahead + i);
+    return out;
+  }
+
+  /** Saves the cursor position (to rewind to on underflow). */
+  #save(): [number, number] {
+    return [this.#ci, this.#pos];
+  }
+
+  #restore(s: [number, number]): void {
+    this.#enter(s[0]);
+    this.#pos = s[1];
+  }
+
+  /** Drops chunks that lie wholly before the cursor. */
+  #compact(): void {
+    if (this.#ci === 0) return;
+    // Keep the current chunk; everything before it is consumed and will not be rewound to.
+    const drop = this.#ci;
+    let dropped = 0;
+    for (let i = 0; i < drop; i++) dropped += (this.#chunks[i] as Uint8Array).length;
+    this.#chunks.splice(0, drop);
+    this.#views.splice(0, drop);
+    this.#base += dropped;
+    this.#ci = 0;
+  }
+
+  /**
+   * Waits until at least `n` bytes are buffered after the cursor.
+   *
+   * @throws MigrationError `TRUNCATED` when the stream ends first, `LIMIT_EXCEEDED` when `n` is over the cap.
+   */
+  async fill(n: number): Promise<void> {
+    if (this.#error !== undefined) throw this.#error;
+    this.#compact();
+    if (this.#end - this.offset >= n) return;
+    if (n > this.#maxBuffered) {
+      throw this.fail(
+        new MigrationError(
+          "LIMIT_EXCEEDED",
+          `Cannot buffer ${n} bytes: the reader's cap is ${this.#maxBuffered} bytes`,
+          {
+            offset: this.offset,
+          },
+        ),
+      );
+    }
+    while (this.#end - this.offset < n) {
+      if (this.#eof) {
+        throw this.fail(
+          new MigrationError("TRUNCATED", `Cannot read ${n} bytes: the stream ends at offset ${this.#end}`, {
+            offset: this.offset,
+          }),
+        );
+      }
+      await this.#pull();
+    }
+  }
+
+  /** Pulls one chunk from the source; sets EOF on null. */
+  async #pull(): Promise<void> {
+    if (this.#source === undefined) {
+      this.#eof = true;
+      return;
+    }
+    let chunk: Uint8Array | null;
+    try {
+      chunk = await this.#source.read();
+    } catch (e) {
+      throw this.fail(e);
+    }
+    if (chunk === null) {
+      this.#eof = true;
+      return;
+    }
+    if (chunk.length > 0) {
+      const wasAtEnd = this.#pos >= this.#cur.length && this.#ci === this.#chunks.length - 1;
+      this.#append(chunk);
+      if (wasAtEnd) this.#advance();
+    }
+  }
+
+  /**
+   * Pulls at least one more chunk (or learns EOF). Used by loops built on {@link ByteReader.tryDecode}.
+   *
+   * @returns False at end of stream.
+   */
+  async more(): Promise<boolean> {
+    if (this.#error !== undefined) throw this.#error;
+    this.#compact();
+    if (this.#eof) return false;
+    const before = this.#end;
+    while (this.#end === before && !this.#eof) await this.#pull();
+    return this.#end > before;
+  }
+
+  /**
+   * Whether the stream has ended exactly at the cursor (no more bytes buffered or to come).
+   */
+  async atEnd(): Promise<boolean> {
+    if (this.#error !== undefined) throw this.#error;
+    while (this.#end - this.offset === 0 && !this.#eof) await this.#pull();
+    return this.#end - this.offset === 0;
+  }
+
+  /**
+   * Runs a synchronous decoder over the buffered bytes once.
+   *
+   * @returns The decoder's result, or {@link NEED_MORE} when it ran out of bytes (the cursor is then back where
+   *   it was, and {@link ByteReader.neededBytes} tells how many bytes after the cursor it needed).
+   * @throws MigrationError from the decoder (latched) or `TRUNCATED` when the stream ended.
+   */
+  tryDecode<T>(decoder: (r: ByteReader) => T): T | typeof NEED_MORE {
+    if (this.#error !== undefined) throw this.#error;
+    const s = this.#save();
+    const start = this.offset;
+    try {
+      return decoder(this);
+    } catch (e) {
+      if (e === UNDERFLOW) {
+        this.#restore(s);
+        this.#needed = UNDERFLOW.needUntil - start;
+        return NEED_MORE;
+      }
+      throw this.fail(e);
+    }
+  }
+
+  #needed = 0;
+
+  /** After {@link ByteReader.tryDecode} returned NEED_MORE: bytes the decoder needed after its start. */
+  get neededBytes(): number {
+    return this.#needed;
+  }
+
+  /**
+   * Runs a synchronous decoder, re-running it from the same position whenever it runs out of buffered bytes, until
+   * it completes. The decoder must not have side effects before it returns.
+   *
+   * @param decoder Reads from the reader and returns a value.
+   * @returns What the decoder returned.
+   */
+  async decode<T>(decoder: (r: ByteReader) => T): Promise<T> {
+    for (;;) {
+      const v = this.tryDecode(decoder);
+      if (v !== NEED_MORE) return v;
+      await this.fill(this.#needed);
+    }
+  }
+}
+
+/** Decodes a short string: an ASCII loop, one shared TextDecoder for the rare non-ASCII case. */
+export function decodeText(b: Uint8Array): string {
+  const n = b.length;
+  if (n < 256) {
+    let s = "";
+    for (let i = 0; i < n; i++) {
+      const c = b[i] as number;
+      if (c > 0x7f) return utf8.decode(b);
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return utf8.decode(b);
+}
