@@ -136,7 +136,13 @@ export class ByteReader {
     return this.#error;
   }
 
-  #append(chunk: Uint8Array): void {
+  #append(input: Uint8Array): void {
+    // Sources may hand us Uint8Array subclasses (Node's Buffer), whose slice() is a view, not a copy. Re-wrap them
+    // as plain Uint8Arrays so that views we return behave like standard typed arrays.
+    const chunk =
+      Object.getPrototypeOf(input) === Uint8Array.prototype
+        ? input
+        : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
     this.#chunks.push(chunk);
     this.#views.push(new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.#end += chunk.length;
@@ -383,16 +389,6 @@ export class ByteReader {
     return out;
   }
 
-  /** Saves the cursor position (to rewind to on underflow). */
-  #save(): [number, number] {
-    return [this.#ci, this.#pos];
-  }
-
-  #restore(s: [number, number]): void {
-    this.#enter(s[0]);
-    this.#pos = s[1];
-  }
-
   /** Drops chunks that lie wholly before the cursor. */
   #compact(): void {
     if (this.#ci === 0) return;
@@ -493,13 +489,16 @@ export class ByteReader {
    */
   tryDecode<T>(decoder: (r: ByteReader) => T): T | typeof NEED_MORE {
     if (this.#error !== undefined) throw this.#error;
-    const s = this.#save();
-    const start = this.offset;
+    // Remember the cursor in locals, not an object: this runs once per record on the RAM path.
+    const ci = this.#ci;
+    const pos = this.#pos;
+    const start = this.#curBase + pos;
     try {
       return decoder(this);
     } catch (e) {
       if (e === UNDERFLOW) {
-        this.#restore(s);
+        if (this.#ci !== ci) this.#enter(ci);
+        this.#pos = pos;
         this.#needed = UNDERFLOW.needUntil - start;
         return NEED_MORE;
       }

@@ -1,0 +1,321 @@
+/**
+ * A {@link Channel} over a Node `net.Socket`: TCP and Unix-domain connections, and the pipes of `exec:` children
+ * and `fd:` descriptors.
+ *
+ * QEMU: `QIOChannelSocket` (`io/channel-socket.c`).
+ *
+ * @module
+ */
+
+import type { Socket } from "node:net";
+import { MigrationError } from "../errors.js";
+import { abortError, closedError, directionError, endedError, ioError } from "./_errors.js";
+import type { Channel } from "./channel.js";
+
+/** Options of {@link SocketChannel}. */
+export interface SocketChannelOptions {
+  /** What the channel is, for messages, e.g. `tcp:127.0.0.1:4444`. Default: `socket`. */
+  readonly description: string;
+  /** Whether this end reads. Default `true`. */
+  readonly canRead: boolean;
+  /** Whether this end writes. Default `true`. */
+  readonly canWrite: boolean;
+  /**
+   * Fail with `TIMEOUT` when a `read()` has been waiting this long without any byte arriving. Default: no limit.
+   */
+  readonly idleTimeoutMs: number | undefined;
+  /**
+   * Received bytes the channel queues before it stops reading from the socket (the kernel's buffers then push back
+   * on the sender); reading resumes when the queue drains to half of this. Default 4 MiB.
+   */
+  readonly highWaterMark: number | undefined;
+}
+
+/** Default {@link SocketChannelOptions.highWaterMark}: 4 MiB, the size of the RAM saver's staging buffers. */
+export const DEFAULT_SOCKET_HIGH_WATER_MARK = 4 * 1024 * 1024;
+
+/** A pending `read()` or `end()`. */
+interface Waiter {
+  readonly resolve: (chunk: Uint8Array | null) => void;
+  readonly reject: (error: Error) => void;
+}
+
+const resolved = Promise.resolve();
+
+/**
+ * A channel over a connected `net.Socket` (TCP, Unix socket or pipe).
+ *
+ * Reading is pull-based: received chunks wait in a queue for `read()`, and the socket is paused while the queue
+ * holds more than `highWaterMark` bytes. `read()` returns `null` after the peer's FIN; a reset, an error, or a
+ * close without FIN fails pending and later reads with `TRANSPORT` (chunks that arrived before the failure are
+ * still returned first). Each `write()` is one `socket.write(chunk, callback)` and resolves in that callback,
+ * i.e. once Node handed the bytes to the kernel; several may be outstanding. `end()` half-closes (the socket must
+ * have been made with `allowHalfOpen: true` for the read side to stay open). `abort()` resets TCP connections
+ * (RST) so the peer sees an error rather than a clean end of stream.
+ *
+ * Limits of what a reader can tell (both as in QEMU, whose stream format carries its own end marker for this):
+ * - A peer process that dies, or calls plain `destroy()`, sends a FIN, which reads as a clean end of stream.
+ * - A reset (RST) that arrives while the peer's data is still being read is reported by libuv as end of stream
+ *   (it sees `POLLHUP` after a partial read and never reads the `ECONNRESET`); a reset that arrives while a
+ *   `read()` waits on an empty socket fails that read with `TRANSPORT`.
+ *
+ * `close()` ends the write side, waits until the FIN is queued, then destroys the socket. If bytes from the peer
+ * are still unread at that moment, the kernel answers with a reset, which can cost the peer the unsent tail of
+ * what was written; a caller that needs delivery confirmed reads the peer's reply (or EOF) before `close()`.
+ *
+ * The channel owns the socket: it listens for `'error'` itself and destroys the socket on close, abort and failure.
+ *
+ * @example
+ * ```ts
+ * const socket = net.connect({ host: "127.0.0.1", port: 4444, allowHalfOpen: true });
+ * await once(socket, "connect");
+ * const channel = new SocketChannel(socket, { description: "tcp:127.0.0.1:4444" });
+ * ```
+ */
+export class SocketChannel implements Channel {
+  readonly description: string;
+  readonly canRead: boolean;
+  readonly canWrite: boolean;
+  readonly #socket: Socket;
+  readonly #highWaterMark: number;
+  readonly #idleTimeoutMs: number | undefined;
+  /** Received chunks from `#head` on. */
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #bytes = 0;
+  #paused = false;
+  /** The peer's FIN arrived. */
+  #eof = false;
+  #readError: MigrationError | null = null;
+  #writeError: MigrationError | null = null;
+  #waiters: Waiter[] = [];
+  /** Reject functions of writes whose callback has not run yet. */
+  readonly #writes = new Set<(error: Error) => void>();
+  #ending: Promise<void> | null = null;
+  #endWaiter: Waiter | null = null;
+  #closing: Promise<void> | null = null;
+  /** Set once this side destroyed the socket, so its `'close'` is not taken for a peer failure. */
+  #destroyedHere = false;
+  #idleTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * @param socket A connected socket. The channel takes it over.
+   * @param options Description, directions, idle timeout and read high-water mark; see {@link SocketChannelOptions}.
+   */
+  constructor(socket: Socket, options: Partial<SocketChannelOptions> = {}) {
+    this.description = options.description ?? "socket";
+    this.canRead = options.canRead ?? true;
+    this.canWrite = options.canWrite ?? true;
+    this.#highWaterMark = options.highWaterMark ?? DEFAULT_SOCKET_HIGH_WATER_MARK;
+    this.#idleTimeoutMs = options.idleTimeoutMs;
+    if (!Number.isSafeInteger(this.#highWaterMark) || this.#highWaterMark < 1) {
+      throw new RangeError(`Cannot create channel ${this.description}: highWaterMark must be a positive integer`);
+    }
+    const idle = this.#idleTimeoutMs;
+    if (idle !== undefined && !(Number.isFinite(idle) && idle > 0)) {
+      throw new RangeError(`Cannot create channel ${this.description}: idleTimeoutMs must be a positive number`);
+    }
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    socket.on("error", (error) => this.#fail(this.#failure(error)));
+    socket.on("close", () => this.#onClose());
+    if (this.canRead) {
+      socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+      socket.on("end", () => this.#onEnd());
+    }
+  }
+
+  read(): Promise<Uint8Array | null> {
+    if (this.#head < this.#chunks.length) return Promise.resolve(this.#shift());
+    if (this.#readError !== null) return Promise.reject(this.#readError);
+    if (this.#eof) return Promise.resolve(null);
+    if (!this.canRead) return Promise.reject(directionError(this.description, "read"));
+    this.#armIdleTimer();
+    return new Promise<Uint8Array | null>((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+    });
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#writeError !== null) return Promise.reject(this.#writeError);
+    if (this.#ending !== null) return Promise.reject(endedError(this.description));
+    if (!this.canWrite) return Promise.reject(directionError(this.description, "write"));
+    if (chunk.byteLength === 0) return resolved;
+    return new Promise<void>((resolve, reject) => {
+      this.#writes.add(reject);
+      this.#socket.write(chunk, (error) => {
+        this.#writes.delete(reject);
+        if (error === null || error === undefined) resolve();
+        else reject(this.#fail(ioError(this.description, "write to", error)).write);
+      });
+    });
+  }
+
+  end(): Promise<void> {
+    if (this.#ending !== null) return this.#ending;
+    if (this.#writeError !== null) return Promise.reject(this.#writeError);
+    if (!this.canWrite) {
+      this.#ending = resolved;
+      return this.#ending;
+    }
+    this.#ending = new Promise<void>((resolve, reject) => {
+      this.#endWaiter = { resolve: () => resolve(), reject };
+      // The callback runs after 'finish' (every write flushed, the FIN sent), or with the error that prevented it.
+      this.#socket.end((error?: Error | null) => {
+        this.#endWaiter = null;
+        if (error === null || error === undefined) resolve();
+        else reject(this.#fail(ioError(this.description, "end", error)).write);
+      });
+    });
+    return this.#ending;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const error = closedError(this.description);
+    this.#readError = error;
+    this.#dropQueue();
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
+    this.#clearIdleTimer();
+    try {
+      if (this.canWrite && this.#writeError === null) await this.end();
+    } finally {
+      this.#writeError ??= error;
+      this.#destroy(false);
+    }
+  }
+
+  abort(reason?: Error): void {
+    const error = abortError(this.description, reason);
+    this.#readError = error;
+    this.#writeError = error;
+    this.#dropQueue();
+    this.#rejectAll(error, error);
+    this.#destroy(true);
+  }
+
+  #onData(chunk: Buffer): void {
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) {
+      waiter.resolve(chunk);
+      return;
+    }
+    if (this.#readError !== null) return;
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.byteLength;
+    if (!this.#paused && this.#bytes > this.#highWaterMark) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  #onEnd(): void {
+    this.#eof = true;
+    this.#clearIdleTimer();
+    for (const waiter of this.#waiters.splice(0)) waiter.resolve(null);
+  }
+
+  #onClose(): void {
+    this.#clearIdleTimer();
+    if (this.#destroyedHere) return;
+    const reading = this.canRead && !this.#eof;
+    const error = new MigrationError(
+      "TRANSPORT",
+      reading
+        ? `Channel ${this.description} failed: the connection closed before the end of the stream`
+        : `Channel ${this.description} failed: the connection closed`,
+    );
+    this.#fail(error);
+  }
+
+  #shift(): Uint8Array {
+    const chunk = this.#chunks[this.#head] as Uint8Array;
+    this.#head++;
+    this.#bytes -= chunk.byteLength;
+    if (this.#head === this.#chunks.length) {
+      this.#chunks = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#paused && this.#bytes <= this.#highWaterMark / 2) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+    return chunk;
+  }
+
+  #dropQueue(): void {
+    this.#chunks = [];
+    this.#head = 0;
+    this.#bytes = 0;
+  }
+
+  /** Records a failure (the first one wins), fails everything pending and destroys the socket. */
+  #fail(error: MigrationError): { read: MigrationError; write: MigrationError } {
+    if (!this.#eof) this.#readError ??= error;
+    this.#writeError ??= error;
+    this.#rejectAll(this.#readError ?? error, this.#writeError);
+    this.#destroy(false);
+    return { read: this.#readError ?? error, write: this.#writeError };
+  }
+
+  #rejectAll(readError: MigrationError, writeError: MigrationError): void {
+    this.#clearIdleTimer();
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(readError);
+    for (const reject of this.#writes) reject(writeError);
+    this.#writes.clear();
+    const endWaiter = this.#endWaiter;
+    this.#endWaiter = null;
+    endWaiter?.reject(writeError);
+  }
+
+  #failure(error: Error): MigrationError {
+    return new MigrationError("TRANSPORT", `Channel ${this.description} failed: ${error.message}`, { cause: error });
+  }
+
+  #destroy(reset: boolean): void {
+    if (this.#socket.destroyed) return;
+    this.#destroyedHere = true;
+    if (reset) {
+      try {
+        // RST instead of FIN, so the peer sees a failure and not a clean (truncated) end of stream. TCP only.
+        this.#socket.resetAndDestroy();
+      } catch {
+        // Not a TCP handle: a plain destroy is the best we can do.
+      }
+    }
+    if (!this.#socket.destroyed) this.#socket.destroy();
+  }
+
+  #armIdleTimer(): void {
+    const ms = this.#idleTimeoutMs;
+    if (ms === undefined) return;
+    if (this.#idleTimer === null) {
+      this.#idleTimer = setTimeout(() => this.#onIdle(ms), ms);
+      this.#idleTimer.unref();
+    } else {
+      // Cheaper than a new timer per read: restart the countdown from now.
+      this.#idleTimer.refresh();
+    }
+  }
+
+  #onIdle(ms: number): void {
+    // Every read that starts waiting restarts the countdown, and data resolves waiting reads, so a waiter here has
+    // waited `ms` without a byte arriving.
+    if (this.#waiters.length === 0 || this.#eof) return;
+    this.#fail(new MigrationError("TIMEOUT", `Channel ${this.description} timed out: no data received for ${ms} ms`));
+  }
+
+  #clearIdleTimer(): void {
+    if (this.#idleTimer !== null) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = null;
+    }
+  }
+}
