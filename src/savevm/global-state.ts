@@ -120,3 +120,63 @@ export function globalStateHandlers(options: GlobalStateOptions): StateHandlers 
     },
   };
 }
+
+/**
+ * The `globalstate` entry of one machine: what to send and what was received.
+ *
+ * As in QEMU (`global_state_store()` before the source stops its vCPUs), the engine stores the run state it had
+ * before stopping, so a running source announces `running` even though it is stopped while the section is
+ * written.
+ *
+ * @example
+ * ```ts
+ * const gs = new GlobalState(() => control.runState());
+ * registry.registerState(GLOBAL_STATE_ID, gs.handlers());
+ * ```
+ */
+export class GlobalState {
+  readonly #current: () => string;
+  #stored: string | undefined;
+  #received: string | undefined;
+  readonly #storeGlobalState: boolean;
+
+  /**
+   * @param current Reads the machine's current run state.
+   * @param storeGlobalState QEMU's `store-global-state` property (default true).
+   */
+  constructor(current: () => string, storeGlobalState = true) {
+    this.#current = current;
+    this.#storeGlobalState = storeGlobalState;
+  }
+
+  /** Remembers the run state to send (QEMU: `global_state_store`); defaults to the current one. */
+  store(runState?: string): void {
+    this.#stored = runState ?? this.#current();
+  }
+
+  /** Forgets a stored state (after a migration ends) so later snapshots send the current one. */
+  clearStored(): void {
+    this.#stored = undefined;
+  }
+
+  /** The run state received by the last load, or undefined when none arrived. */
+  get received(): string | undefined {
+    return this.#received;
+  }
+
+  /** Forgets what was received (before a new load). */
+  resetReceived(): void {
+    this.#received = undefined;
+  }
+
+  /** The entry's handlers; register them with {@link GLOBAL_STATE_ID}. */
+  handlers(): StateHandlers {
+    return globalStateHandlers({
+      runState: () => this.#stored ?? this.#current(),
+      onLoad: (s) => {
+        this.#received = s;
+      },
+      storeGlobalState: this.#storeGlobalState,
+    });
+  }
+}
