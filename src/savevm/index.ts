@@ -26,6 +26,7 @@ export {
   VALIDATED_CAPABILITIES,
   writeConfiguration,
 } from "./config.js";
+export { type DevicePlacement, deviceHandlers, legacyHandlers, registerDevice } from "./device-entry.js";
 export {
   COMMAND_LENGTH,
   COMMAND_MAX,
@@ -37,6 +38,7 @@ export {
 } from "./format.js";
 export {
   GLOBAL_STATE_ID,
+  GlobalState,
   type GlobalStateOptions,
   globalStateHandlers,
   RUN_STATES,

@@ -176,12 +176,12 @@ export class ByteReader {
     if (this.#error !== undefined) throw this.#error;
     const needUntil = this.offset + n;
     if (this.#eof) {
-      throw this.fail(
-        new MigrationError(
-          "TRUNCATED",
-          `Cannot read ${n} byte${n === 1 ? "" : "s"}: the stream ends at offset ${this.#end}`,
-          { offset: this.offset },
-        ),
+      // Not latched here: a decoder may add its field path on the way out; the drivers (tryDecode, decode, fill)
+      // latch what finally escapes.
+      throw new MigrationError(
+        "TRUNCATED",
+        `Cannot read ${n} byte${n === 1 ? "" : "s"}: the stream ends at offset ${this.#end}`,
+        { offset: this.offset },
       );
     }
     UNDERFLOW.needUntil = needUntil;
@@ -259,14 +259,12 @@ export class ByteReader {
       lo = v.getUint32(4);
     }
     if (hi >= 0x200000) {
-      throw this.fail(
-        new MigrationError(
-          "FIELD_OUT_OF_RANGE",
-          `Cannot read u64 as a number: 0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")} is 2^53 or more`,
-          {
-            offset: start,
-          },
-        ),
+      throw new MigrationError(
+        "FIELD_OUT_OF_RANGE",
+        `Cannot read u64 as a number: 0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")} is 2^53 or more`,
+        {
+          offset: start,
+        },
       );
     }
     return hi * TWO_POW_32 + lo;
