@@ -199,7 +199,13 @@ export class MigrationControl {
         return {};
       },
     });
-    server.register("migrate_cancel", { args: s.object({}), handler: () => (this.cancel(), {}) });
+    server.register("migrate_cancel", {
+      args: s.object({}),
+      handler: () => {
+        this.cancel();
+        return {};
+      },
+    });
     server.register("migrate-continue", {
       args: s.object({ state: s.enumOf(MIGRATION_STATUSES) }),
       handler: (args) => {
