@@ -5,6 +5,7 @@
  */
 
 import { isMigrationError } from "../errors.js";
+import { migrateCommand } from "./migrate.js";
 import { selftestCommand } from "./selftest.js";
 
 /** A subcommand: takes its own arguments, returns the process exit code. */
@@ -16,6 +17,7 @@ export interface Command {
 }
 
 const commands: Record<string, Command> = {
+  migrate: migrateCommand,
   selftest: selftestCommand,
 };
 
