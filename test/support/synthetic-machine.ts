@@ -147,6 +147,21 @@ export class SyntheticMachine implements MigratableGuest {
     this.counter.regs = [1, 2, 3, 4, 5, 6, 7, seed];
   }
 
+  /** Fills every page of RAM with random bytes (all pages written and non-zero). */
+  fillRandom(seed: number): void {
+    let x = seed >>> 0 || 1;
+    for (const b of this.blocks) {
+      const words = new Uint32Array(b.buffer, b.byteOffset, b.size >>> 2);
+      for (let i = 0; i < words.length; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        words[i] = x >>> 0;
+      }
+      b.markDirty(0, b.size);
+    }
+  }
+
   /** Stops and ends the worker thread. */
   async dispose(): Promise<void> {
     Atomics.store(this.#ctl, 0, 2);

@@ -1,0 +1,34 @@
+/**
+ * Child process of bench/migrate.ts: a destination machine of the same shape, listening on tcp loopback.
+ * argv: MODE (ferry | raw) MIB
+ */
+import { MigrationDestination } from "../src/migration/destination.js";
+import { DEFAULT_SETTINGS } from "../src/migration/settings.js";
+import { listen } from "../src/transport/listen.js";
+import { SyntheticMachine } from "../test/support/synthetic-machine.js";
+
+const [mode, mibArg] = process.argv.slice(2);
+const mib = Number(mibArg);
+const listener = await listen("tcp:127.0.0.1:0");
+if (mode === "raw") {
+  process.send?.({ ready: listener.uri });
+  const ch = await listener.accept();
+  const t0 = performance.now();
+  let bytes = 0;
+  for (;;) {
+    const c = await ch.read();
+    if (c === null) break;
+    bytes += c.length;
+  }
+  process.send?.({ bytes, ms: performance.now() - t0 });
+} else {
+  const m = new SyntheticMachine({ blocksMiB: [mib] });
+  const settings = { ...DEFAULT_SETTINGS, returnPath: true };
+  const dst = new MigrationDestination(m, { settings: () => settings, paused: true });
+  process.send?.({ ready: listener.uri });
+  dst.start(() => listener.accept());
+  await dst.done;
+  process.send?.({ status: dst.status, error: dst.error?.message ?? null, bytes: dst.bytes });
+  await m.dispose();
+}
+process.disconnect?.();
