@@ -5,6 +5,7 @@
  */
 
 import { isMigrationError } from "../errors.js";
+import { demoCommand } from "./demo.js";
 import { migrateCommand } from "./migrate.js";
 import { selftestCommand } from "./selftest.js";
 
@@ -17,6 +18,7 @@ export interface Command {
 }
 
 const commands: Record<string, Command> = {
+  demo: demoCommand,
   migrate: migrateCommand,
   selftest: selftestCommand,
 };
