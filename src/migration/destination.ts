@@ -15,6 +15,9 @@ import type { MigratableGuest } from "./guest.js";
 import { encodeRpU32, RpMessage } from "./return-path.js";
 import type { MigrationSettings } from "./settings.js";
 
+/** How long a failed destination keeps draining the stream after SHUT(1) so the source can read it (ms). */
+const SHUT_DRAIN_MS = 2000;
+
 /** Options of {@link MigrationDestination}. */
 export interface MigrationDestinationOptions {
   /** Reads the destination's capabilities (for `events`). */
@@ -173,6 +176,18 @@ export class MigrationDestination {
         try {
           await channel.write(encodeRpU32(RpMessage.Shut, 1));
           await channel.end();
+          // Keep reading (and dropping) what the source still sends until it reacts to SHUT(1) and closes:
+          // closing with unread bytes would reset the connection and could destroy SHUT before the source reads
+          // it. Bounded in time.
+          const ch = channel;
+          const deadline = performance.now() + SHUT_DRAIN_MS;
+          while (performance.now() < deadline) {
+            const next = await Promise.race([
+              ch.read(),
+              new Promise<null>((r) => setTimeout(() => r(null), Math.max(1, deadline - performance.now()))),
+            ]);
+            if (next === null) break;
+          }
         } catch {
           // The source may be gone; it fails on its own then.
         }

@@ -81,6 +81,7 @@ export class MigrationSource {
   #throttle = 0;
   #stoppedAt: number | undefined;
   #wasRunning = false;
+  #rpFailure: MigrationError | undefined;
   #prevRunState: RunState = "running";
   #precopyBytes = 0;
   #downtimeBytes = 0;
@@ -225,7 +226,25 @@ export class MigrationSource {
         saver.openReturnPath();
         saver.ping(1);
         rpDone = this.#readReturnPath(channel);
-        rpDone.catch(() => {});
+        // A destination that gives up early (SHUT(1), or a closed return path) fails the migration at once
+        // instead of when the source reaches the end of its stream.
+        rpDone.then(
+          (v) => {
+            if (v !== 0 && this.#stoppedAt === undefined) {
+              this.#rpFailure = new MigrationError(
+                "DESTINATION_FAILED",
+                `The destination failed to load the stream (SHUT ${v})`,
+              );
+              channel.abort(this.#rpFailure);
+            }
+          },
+          (e: unknown) => {
+            if (this.#stoppedAt === undefined && this.isActive) {
+              this.#rpFailure = isMigrationError(e) ? e : toMigrationError(e, "TRANSPORT", "Return path failed");
+              channel.abort(this.#rpFailure);
+            }
+          },
+        );
       }
       await saver.setup();
       await w.ready();
@@ -332,9 +351,7 @@ export class MigrationSource {
       const cancelled = this.#cancelRequested;
       const err = cancelled
         ? new MigrationError("CANCELLED", "Migration cancelled", { cause: e })
-        : isMigrationError(e)
-          ? e
-          : toMigrationError(e, "TRANSPORT", "Migration failed");
+        : (this.#rpFailure ?? (isMigrationError(e) ? e : toMigrationError(e, "TRANSPORT", "Migration failed")));
       this.#error = err;
       this.#channel?.abort(err);
       try {

@@ -299,6 +299,26 @@ void suite("live migration of a running synthetic machine", () => {
     assert.match(run.dst.info()["error-desc"] ?? "", /Machine type/);
     assert.equal(b.control.runState(), "paused");
     assert.equal(run.src.status, "failed");
+    // The configuration comes before OPEN_RETURN_PATH, so this destination cannot answer SHUT(1): it just closes.
+    assert.ok(isMigrationError(run.src.error), String(run.src.error));
+    assert.equal(a.control.runState(), "running");
+    await a.control.stop("paused");
+  });
+
+  test("a destination that fails after the return path opened answers SHUT(1); the source fails at once", async () => {
+    const a = machine({ dirtyRate: 1000 });
+    const b = machine({ blocksMiB: [8, 4] }); // RAM of another size: the RAM START section fails
+    a.fill(6);
+    await a.control.cont();
+    const [c, acc] = await transportPair("tcp");
+    const run = startMigration(a, b, c, acc, { returnPath: true, maxBandwidth: 16 << 20 });
+    await Promise.all([run.src.done, run.dst.done]);
+    assert.equal(run.dst.status, "failed");
+    assert.ok(isMigrationError(run.dst.error, "BAD_RAM_RECORD"), String(run.dst.error));
+    assert.equal(run.src.status, "failed");
+    assert.ok(isMigrationError(run.src.error, "DESTINATION_FAILED"), String(run.src.error));
+    // At 16 MiB/s the 20 MiB of RAM would take over a second; SHUT(1) ends it long before.
+    assert.ok((run.src.info()["total-time"] ?? 1e9) < 1000, `total ${run.src.info()["total-time"]} ms`);
     assert.equal(a.control.runState(), "running");
     await a.control.stop("paused");
   });
