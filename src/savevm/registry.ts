@@ -50,7 +50,7 @@ export type RegistryEntry =
       readonly instanceId: number;
       readonly version: number;
       readonly priority: number;
-      /** QEMU's section_id: the registration index. */
+      /** QEMU's section_id: the registration index (iterative entries skip 0, see `registerIterative`). */
       readonly sectionId: number;
       readonly handlers: StateHandlers;
     }
@@ -150,6 +150,11 @@ export class Registry {
       ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId }),
       ...(options.priority === undefined ? {} : { priority: options.priority }),
     });
+    // Never section id 0 for an iterative entry: QEMU (7.2 and later) finds the handler of a PART/END section by
+    // comparing its id with every handler's remembered START id, which is zero-initialised, so a PART/END with
+    // id 0 goes to the first handler in QEMU's list (`timer` on x86) instead of `ram` and the load fails
+    // ("error while loading state section id 0(timer)", seen with qemu-system-x86_64 7.2).
+    if (this.#nextSectionId === 0) this.#nextSectionId = 1;
     const e: RegistryEntry = {
       kind: "iterative",
       idstr: device.idstr,

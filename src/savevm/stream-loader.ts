@@ -6,7 +6,7 @@
  */
 
 import { isMigrationError, MigrationError } from "../errors.js";
-import type { ByteReader } from "../wire/byte-reader.js";
+import { type ByteReader, NEED_MORE } from "../wire/byte-reader.js";
 import { checkConfiguration, decodeConfiguration, type MachineConfig, type StreamConfig } from "./config.js";
 import { COMMAND_LENGTH, COMMAND_MAX, FILE_MAGIC, FILE_VERSION, FILE_VERSION_COMPAT, SectionType } from "./format.js";
 import type { LiveSectionType } from "./handlers.js";
@@ -138,7 +138,7 @@ export class StreamLoader {
     await r.decode(decodeFileHeader);
     if (this.#options.expectConfiguration) {
       const at = r.offset;
-      const cfg = await r.decode((r) => {
+      const decodeCfg = (r: ByteReader): StreamConfig => {
         const marker = r.u8();
         if (marker !== SectionType.Configuration) {
           throw new MigrationError(
@@ -148,7 +148,16 @@ export class StreamLoader {
           );
         }
         return decodeConfiguration(r);
-      });
+      };
+      // Not r.decode(): the configuration ends where the next byte is not a configuration subsection, so the
+      // decoder peeks one byte past it. At end of stream fill() would fail at the configuration's start; with
+      // more() the re-run sees the ended source, stops at the last field, and a stream cut right after the
+      // configuration fails at the exact offset of the missing section byte.
+      let cfg = r.tryDecode(decodeCfg);
+      while (cfg === NEED_MORE) {
+        await r.more();
+        cfg = r.tryDecode(decodeCfg);
+      }
       this.#streamConfig = cfg;
       this.#warnings.push(...checkConfiguration(cfg, this.#config, at));
     }
