@@ -4,8 +4,12 @@
  * ELF runs on both (`qemu-system-riscv32 -M virt -bios none -kernel guest.elf`).
  *
  * The CPU and devices are platform-neutral; {@link VcpuWorker} (worker threads) and {@link readElfFile} (files)
- * use `node:` modules. The machine is built only on Ferry's public layers; it must not import from `cli/`,
- * `qmp/` or `migration/`.
+ * use `node:` modules. The machine is built only on Ferry's public layers; it must not import from `cli/` or
+ * `qmp/`, and from `migration/` only the `MigratableGuest` / `GuestControl` types that {@link Rv32Machine} implements.
+ *
+ * Migration: {@link Rv32Machine} (vCPU in a worker) and {@link Rv32SyncGuest} (in-thread, deterministic) are
+ * `MigratableGuest`s; their device state is described in `vmstate.ts` (machine types `ferry-rv32-1.0` and
+ * `ferry-rv32-1.1`). See docs/machine.md.
  *
  * Choices, and where they differ from qemu-system-riscv32 7.2 `virt`:
  * - Machine mode only (no S/U): `medeleg`, `mideleg`, `mcounteren` and supervisor CSRs are illegal; `mstatus.MPP`
@@ -52,6 +56,8 @@ export {
   RunExit,
 } from "./machine.js";
 export * from "./memory-map.js";
+export { RV32_RAM_IDSTR, Rv32Machine, type Rv32MachineOptions } from "./rv32-machine.js";
+export { Rv32SyncGuest, type Rv32SyncGuestOptions } from "./rv32-sync-guest.js";
 export {
   type CpuState,
   checkMachineState,
@@ -63,3 +69,19 @@ export {
 export { type RxSource, UART_FIFO_LENGTH, Uart16550, type UartState } from "./uart16550.js";
 export { POLL_STEPS, THROTTLE_PERIOD_MS } from "./vcpu-shared.js";
 export { VcpuWorker, type VcpuWorkerOptions } from "./vcpu-worker.js";
+export {
+  type ClintWire,
+  type CpuWire,
+  clintDevice,
+  cpuDevice,
+  createRv32Devices,
+  type FinisherWire,
+  finisherDevice,
+  RV32_MACHINE_TYPES,
+  type Rv32DeviceSet,
+  type Rv32MachineType,
+  type Rv32MachineTypeName,
+  rv32MachineType,
+  type UartWire,
+  uartDevice,
+} from "./vmstate.js";
