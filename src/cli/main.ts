@@ -5,9 +5,6 @@
  */
 
 import { isMigrationError } from "../errors.js";
-import { demoCommand } from "./demo.js";
-import { migrateCommand } from "./migrate.js";
-import { selftestCommand } from "./selftest.js";
 
 /** A subcommand: takes its own arguments, returns the process exit code. */
 export interface Command {
@@ -17,10 +14,41 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
+/** A command whose module loads only when it runs, so `ferry --help` and small commands start fast. */
+function lazy(summary: string, load: () => Promise<Command>): Command {
+  return { summary, run: async (args) => (await load()).run(args) };
+}
+
 const commands: Record<string, Command> = {
-  demo: demoCommand,
-  migrate: migrateCommand,
-  selftest: selftestCommand,
+  run: lazy(
+    "run a machine (ferry-rv32 or ferry-synthetic) under QMP control",
+    async () => (await import("./run.js")).runCommand,
+  ),
+  migrate: lazy(
+    "live-migrate a machine (Ferry or QEMU) over QMP, with progress",
+    async () => (await import("./migrate.js")).migrateCommand,
+  ),
+  demo: lazy(
+    "live-migrate a running RISC-V guest between two Ferry processes and check it",
+    async () => (await import("./demo.js")).demoCommand,
+  ),
+  analyze: lazy(
+    "decode a migration stream (QEMU's or Ferry's) into JSON, like analyze-migration.py",
+    async () => (await import("./inspect-analyze.js")).analyzeCommand,
+  ),
+  check: lazy("validate a whole migration stream", async () => (await import("./inspect-check.js")).checkCommand),
+  diff: lazy(
+    "compare two migration streams device by device and page by page",
+    async () => (await import("./inspect-diff.js")).diffCommand,
+  ),
+  rewrite: lazy(
+    "parse and write back a stream, optionally patching RAM pages",
+    async () => (await import("./inspect-rewrite.js")).rewriteCommand,
+  ),
+  selftest: lazy(
+    "round-trip data through every transport and report throughput",
+    async () => (await import("./selftest.js")).selftestCommand,
+  ),
 };
 
 function usage(): string {
