@@ -195,28 +195,40 @@ void suite("live migration of a running synthetic machine", () => {
     }
   });
 
-  test("a destination that dies mid-stream: the source fails, resumes, and its state is unchanged", async () => {
-    const a = machine();
-    a.fill(5);
-    a.control.setRunState("running");
-    const before = machine();
-    before.fill(5);
-    const [c, acc] = await transportPair("tcp");
-    const src = new MigrationSource(a, { settings: settings({ returnPath: true, maxBandwidth: 64 << 20 }) });
-    src.start(c);
-    const ch = await acc();
-    let got = 0;
-    while (got < 1 << 20) {
-      const chunk = await ch.read();
-      if (chunk === null) break;
-      got += chunk.length;
+  test("a destination that dies at random moments: the source fails, resumes unchanged, and migrates again", async () => {
+    // Kill points: inside the header, early RAM, mid RAM, and at a random byte count.
+    const points = [10, 64 << 10, 1 << 20, 1 + Math.floor(Math.random() * (12 << 20))];
+    for (const killAt of points) {
+      const a = machine();
+      a.fill(5);
+      a.control.setRunState("running");
+      const before = machine();
+      before.fill(5);
+      const [c, acc] = await transportPair("tcp");
+      const src = new MigrationSource(a, { settings: settings({ returnPath: true, maxBandwidth: 64 << 20 }) });
+      src.start(c);
+      const ch = await acc();
+      let got = 0;
+      while (got < killAt) {
+        const chunk = await ch.read();
+        if (chunk === null) break;
+        got += chunk.length;
+      }
+      ch.abort();
+      await src.done;
+      assert.equal(src.status, "failed", `killed at ${killAt}`);
+      assert.equal(a.control.runState(), "running");
+      a.control.setRunState("paused");
+      assert.equal(sameState(a, before), undefined, `killed at ${killAt}`);
+      // A second migration of the same source then succeeds.
+      a.control.setRunState("running");
+      const b = machine();
+      const [c2, acc2] = await transportPair("tcp");
+      const run = startMigration(a, b, c2, acc2, { returnPath: true });
+      await Promise.all([run.src.done, run.dst.done]);
+      assert.equal(run.src.status, "completed", run.src.error?.toString());
+      assert.equal(sameState(a, b), undefined);
     }
-    ch.abort();
-    await src.done;
-    assert.equal(src.status, "failed");
-    assert.equal(a.control.runState(), "running");
-    await a.control.stop("paused");
-    assert.equal(sameState(a, before), undefined);
   });
 
   test("a dirty rate the bandwidth cannot match converges only once auto-converge throttles it", async () => {
