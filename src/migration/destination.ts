@@ -10,6 +10,7 @@ import { Command } from "../savevm/format.js";
 import { StreamLoader, type StreamLoaderOptions } from "../savevm/stream-loader.js";
 import type { Channel } from "../transport/channel.js";
 import { ByteReader, type ByteReaderOptions } from "../wire/byte-reader.js";
+import { MigrationJob } from "./_job.js";
 import type { MigrationEventListener, MigrationInfo, MigrationStatus } from "./events.js";
 import type { MigratableGuest } from "./guest.js";
 import { encodeRpU32, RpMessage } from "./return-path.js";
@@ -42,50 +43,28 @@ export interface MigrationDestinationOptions {
  * await d.done;
  * ```
  */
-export class MigrationDestination {
+export class MigrationDestination extends MigrationJob {
   readonly #guest: MigratableGuest;
   readonly #opts: MigrationDestinationOptions;
-  #status: MigrationStatus = "none";
-  #error: MigrationError | undefined;
   #channel: Channel | undefined;
   #started = 0;
   #totalTime: number | undefined;
   #bytes = 0;
   #reader: ByteReader | undefined;
-  #done: Promise<void>;
-  #resolveDone!: () => void;
 
   constructor(guest: MigratableGuest, options: MigrationDestinationOptions) {
+    super();
     this.#guest = guest;
     this.#opts = options;
-    this.#done = new Promise((resolve) => {
-      this.#resolveDone = resolve;
-    });
-  }
-
-  /** Current status. */
-  get status(): MigrationStatus {
-    return this.#status;
-  }
-
-  /** The error that failed the load, if any. */
-  get error(): MigrationError | undefined {
-    return this.#error;
-  }
-
-  /** Resolves when the load completed or failed (never rejects). */
-  get done(): Promise<void> {
-    return this.#done;
   }
 
   /** Whether the incoming migration is still running. */
   get isActive(): boolean {
-    return this.#status === "setup" || this.#status === "active";
+    return this.status === "setup" || this.status === "active";
   }
 
   #setStatus(s: MigrationStatus): void {
-    if (this.#status === s) return;
-    this.#status = s;
+    if (!this.transition(s)) return;
     // QEMU 7.2's destination always announces setup; the rest only with the events capability.
     if (s === "setup" || this.#opts.settings().events)
       this.#opts.onEvent?.({ event: "MIGRATION", data: { status: s } });
@@ -97,12 +76,12 @@ export class MigrationDestination {
    * @param accept Opens the incoming channel (e.g. a listener's accept).
    */
   start(accept: () => Promise<Channel>): void {
-    if (this.#status !== "none") throw new MigrationError("INVALID_STATE", "Cannot start an incoming migration twice");
+    if (this.status !== "none") throw new MigrationError("INVALID_STATE", "Cannot start an incoming migration twice");
     this.#started = performance.now();
     this.#guest.control.setRunState("inmigrate");
     this.#guest.globalState.resetReceived();
     this.#setStatus("setup");
-    void this.#run(accept).finally(() => this.#resolveDone());
+    this.runInBackground(this.#run(accept));
   }
 
   /** Aborts a running incoming migration (the load fails with CANCELLED). */
@@ -170,7 +149,7 @@ export class MigrationDestination {
       await ch.close().catch(() => {});
     } catch (e) {
       const err = isMigrationError(e) ? e : toMigrationError(e, "TRANSPORT", "Incoming migration failed");
-      this.#error = err;
+      this.setError(err);
       this.#bytes = this.#reader?.offset ?? 0;
       if (rpOpen && channel !== undefined) {
         try {
@@ -201,9 +180,9 @@ export class MigrationDestination {
 
   /** QEMU's `query-migrate` result on the incoming side (`status`, plus `error-desc` on failure). */
   info(): MigrationInfo {
-    if (this.#status === "none") return {};
-    const out: MigrationInfo = { status: this.#status };
-    if (this.#status === "failed" && this.#error !== undefined) out["error-desc"] = this.#error.message;
+    if (this.status === "none") return {};
+    const out: MigrationInfo = { status: this.status };
+    if (this.status === "failed" && this.error !== undefined) out["error-desc"] = this.error.message;
     return out;
   }
 

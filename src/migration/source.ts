@@ -13,6 +13,7 @@ import type { Channel } from "../transport/channel.js";
 import { ByteReader, NEED_MORE } from "../wire/byte-reader.js";
 import { ByteWriter, type ByteWriterOptions } from "../wire/byte-writer.js";
 import { RateLimiter } from "../wire/rate-limiter.js";
+import { MigrationJob } from "./_job.js";
 import type { MigrationEventListener, MigrationInfo, MigrationStatus } from "./events.js";
 import { hasRamStatistics, type MigratableGuest, type RunState } from "./guest.js";
 import { decodeRpMessage, RpMessage } from "./return-path.js";
@@ -63,11 +64,9 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * console.log(m.info());
  * ```
  */
-export class MigrationSource {
+export class MigrationSource extends MigrationJob {
   readonly #guest: MigratableGuest;
   readonly #opts: MigrationSourceOptions;
-  #status: MigrationStatus = "none";
-  #error: MigrationError | undefined;
   #channel: Channel | undefined;
   #writer: ByteWriter | undefined;
   #cancelRequested = false;
@@ -87,35 +86,16 @@ export class MigrationSource {
   #downtimeBytes = 0;
   #pendingBytes = 0;
   #lastSyncCount = 0;
-  #done: Promise<void>;
-  #resolveDone!: () => void;
 
   constructor(guest: MigratableGuest, options: MigrationSourceOptions) {
+    super();
     this.#guest = guest;
     this.#opts = options;
-    this.#done = new Promise((resolve) => {
-      this.#resolveDone = resolve;
-    });
-  }
-
-  /** Current status. */
-  get status(): MigrationStatus {
-    return this.#status;
-  }
-
-  /** The error that failed the migration, if any. */
-  get error(): MigrationError | undefined {
-    return this.#error;
-  }
-
-  /** Resolves when the migration reached completed, failed or cancelled (never rejects). */
-  get done(): Promise<void> {
-    return this.#done;
   }
 
   /** Whether the migration is between setup and its end. */
   get isActive(): boolean {
-    return !["none", "completed", "failed", "cancelled"].includes(this.#status);
+    return !["none", "completed", "failed", "cancelled"].includes(this.status);
   }
 
   #emit(event: "MIGRATION" | "MIGRATION_PASS" | "STOP" | "RESUME", data: Record<string, unknown>): void {
@@ -123,8 +103,7 @@ export class MigrationSource {
   }
 
   #setStatus(s: MigrationStatus): void {
-    if (this.#status === s) return;
-    this.#status = s;
+    if (!this.transition(s)) return;
     if (this.#opts.settings().events) this.#emit("MIGRATION", { status: s });
   }
 
@@ -134,10 +113,10 @@ export class MigrationSource {
    * @param connect Opens the channel to the destination.
    */
   start(connect: () => Promise<Channel>): void {
-    if (this.#status !== "none") throw new MigrationError("INVALID_STATE", "Cannot start a migration twice");
+    if (this.status !== "none") throw new MigrationError("INVALID_STATE", "Cannot start a migration twice");
     this.#started = performance.now();
     this.#setStatus("setup");
-    void this.#run(connect).finally(() => this.#resolveDone());
+    this.runInBackground(this.#run(connect));
   }
 
   /** Requests cancellation (QMP `migrate_cancel`); the migration ends `cancelled` with the guest as it was. */
@@ -151,8 +130,8 @@ export class MigrationSource {
 
   /** Continues from `pre-switchover` (QMP `migrate-continue`). */
   continueFrom(state: MigrationStatus): void {
-    if (this.#status !== state) {
-      throw new MigrationError("INVALID_STATE", `Migration not in expected state: ${state} (it is ${this.#status})`);
+    if (this.status !== state) {
+      throw new MigrationError("INVALID_STATE", `Migration not in expected state: ${state} (it is ${this.status})`);
     }
     this.#continueResolve?.();
   }
@@ -352,7 +331,7 @@ export class MigrationSource {
       const err = cancelled
         ? new MigrationError("CANCELLED", "Migration cancelled", { cause: e })
         : (this.#rpFailure ?? (isMigrationError(e) ? e : toMigrationError(e, "TRANSPORT", "Migration failed")));
-      this.#error = err;
+      this.setError(err);
       this.#channel?.abort(err);
       try {
         saver?.cleanup();
@@ -406,13 +385,13 @@ export class MigrationSource {
 
   /** QEMU's `query-migrate` result for this migration. */
   info(): MigrationInfo {
-    if (this.#status === "none") return {};
-    const out: MigrationInfo = { status: this.#status };
+    if (this.status === "none") return {};
+    const out: MigrationInfo = { status: this.status };
     const ram = this.#ram();
     const transferred = this.#writer?.offset ?? 0;
     const now = performance.now();
     const total = this.#totalTime ?? now - this.#started;
-    if (this.#status !== "setup") {
+    if (this.status !== "setup") {
       const remaining = this.isActive ? (ram?.remaining ?? 0) : 0;
       out.ram = {
         transferred,
@@ -424,7 +403,7 @@ export class MigrationSource {
         "normal-bytes": ram?.normalBytes ?? 0,
         "dirty-pages-rate": Math.round(ram?.dirtyPagesRate ?? 0),
         mbps:
-          this.#status === "completed"
+          this.status === "completed"
             ? round1((transferred * 8) / 1e6 / (total / 1000))
             : round1(this.#bandwidth * 8e-3),
         "dirty-sync-count": ram?.dirtySyncCount ?? 0,
@@ -440,10 +419,10 @@ export class MigrationSource {
     }
     out["total-time"] = Math.round(total);
     if (this.#setupTime !== undefined) out["setup-time"] = Math.round(this.#setupTime);
-    if (this.#status === "completed" && this.#downtime !== undefined) out.downtime = Math.round(this.#downtime);
-    if (this.isActive && this.#status !== "setup") out["expected-downtime"] = Math.round(this.#expectedDowntime);
+    if (this.status === "completed" && this.#downtime !== undefined) out.downtime = Math.round(this.#downtime);
+    if (this.isActive && this.status !== "setup") out["expected-downtime"] = Math.round(this.#expectedDowntime);
     if (this.#throttle > 0) out["cpu-throttle-percentage"] = this.#throttle;
-    if (this.#status === "failed" && this.#error !== undefined) out["error-desc"] = this.#error.message;
+    if (this.status === "failed" && this.error !== undefined) out["error-desc"] = this.error.message;
     return out;
   }
 

@@ -8,6 +8,7 @@
  */
 
 import type { CapabilityStatus } from "../migration/capabilities.js";
+import type { MigrationRamInfo, MigrationStatus } from "../migration/events.js";
 import type { MigrationParameters, MigrationParametersUpdate } from "../migration/parameters.js";
 
 /** QEMU's `RunState` values (7.2). */
@@ -29,22 +30,8 @@ export type RunState =
   | "guest-panicked"
   | "colo";
 
-/** QEMU's `MigrationStatus` values (7.2). */
-export type QmpMigrationStatus =
-  | "none"
-  | "setup"
-  | "cancelling"
-  | "cancelled"
-  | "active"
-  | "postcopy-active"
-  | "postcopy-paused"
-  | "postcopy-recover"
-  | "completed"
-  | "failed"
-  | "colo"
-  | "pre-switchover"
-  | "device"
-  | "wait-unplug";
+/** QEMU's `MigrationStatus` values (7.2): the engine's own list. */
+export type QmpMigrationStatus = MigrationStatus;
 
 /** `{major, minor, micro}` (QEMU: `VersionTriple`). */
 export interface VersionTriple {
@@ -76,27 +63,8 @@ export interface CommandInfo {
   name: string;
 }
 
-/** `ram` and `disk` of `query-migrate` (QEMU: `MigrationStats`, 7.2 members). */
-export interface MigrationStats {
-  transferred: number;
-  remaining: number;
-  total: number;
-  duplicate: number;
-  skipped: number;
-  normal: number;
-  "normal-bytes": number;
-  "dirty-pages-rate": number;
-  mbps: number;
-  "dirty-sync-count": number;
-  "postcopy-requests": number;
-  "page-size": number;
-  "multifd-bytes": number;
-  "pages-per-second": number;
-  "precopy-bytes": number;
-  "downtime-bytes": number;
-  "postcopy-bytes": number;
-  "dirty-sync-missed-zero-copy": number;
-}
+/** `ram` and `disk` of `query-migrate` (QEMU: `MigrationStats`, 7.2 members): the engine's own type. */
+export type MigrationStats = MigrationRamInfo;
 
 /** `xbzrle-cache` of `query-migrate` (QEMU: `XBZRLECacheStats`). */
 export interface XbzrleCacheStats {
