@@ -26,9 +26,16 @@ if (mode === "raw") {
   const settings = { ...DEFAULT_SETTINGS, returnPath: true };
   const dst = new MigrationDestination(m, { settings: () => settings, paused: true });
   process.send?.({ ready: listener.uri });
+  const cpu0 = process.cpuUsage();
   dst.start(() => listener.accept());
   await dst.done;
-  process.send?.({ status: dst.status, error: dst.error?.message ?? null, bytes: dst.bytes });
+  const cpu = process.cpuUsage(cpu0);
+  process.send?.({
+    status: dst.status,
+    error: dst.error?.message ?? null,
+    bytes: dst.bytes,
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+  });
   await m.dispose();
 }
 process.disconnect?.();

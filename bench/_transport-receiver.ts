@@ -10,6 +10,7 @@ if (mode === undefined || uri === undefined) throw new Error("usage: MODE URI");
 const listener = await listen(uri);
 process.send?.({ ready: listener.uri });
 const ch = await listener.accept();
+const cpu0 = process.cpuUsage();
 let bytes = 0;
 let records = 0;
 if (mode === "raw") {
@@ -38,6 +39,7 @@ if (mode === "raw") {
   }
   bytes = r.offset;
 }
+const cpu = process.cpuUsage(cpu0);
 await ch.close();
-process.send?.({ bytes, records });
+process.send?.({ bytes, records, cpuMs: (cpu.user + cpu.system) / 1000 });
 process.disconnect?.();

@@ -401,8 +401,12 @@ function timeDecode(
   return Number(process.hrtime.bigint() - t0) / (rounds * per);
 }
 
-/** Runs the benchmark. Options: `--n N` (default 1e6 devices per measurement), `--rounds R` (default 3). */
+/**
+ * Runs the benchmark. Options: `--n N` (default 1e6 devices per measurement), `--rounds R` (default 3),
+ * `--jitless` (measure the closure path: `vm.setVmstateJit(false)`).
+ */
 export async function run(args: string[], _json: boolean): Promise<Figure[]> {
+  vm.setVmstateJit(!args.includes("--jitless"));
   const nArg = args.indexOf("--n");
   const n = nArg >= 0 ? Number(args[nArg + 1]) : 1_000_000;
   const rArg = args.indexOf("--rounds");

@@ -30,6 +30,16 @@ export interface VdInfo {
   readonly tmpOf: ((obj: Loose) => LooseMut) | undefined;
 }
 
+/** The count lookup of a field with `lengthFrom` (varray, vbuffer, bitmap). @internal */
+export interface CountInfo {
+  /** The key of the count field. */
+  readonly ref: string;
+  /** Index of the count field among the level's active fields; -1 when it is not on the wire at this version. */
+  readonly idx: number;
+  /** Checks a raw count against the field's maximum (QEMU: a negative `i32` count is 0); throws with `offset`. */
+  readonly norm: (raw: unknown, op: "load" | "save", offset: number | undefined) => number;
+}
+
 /** One active wire field of a level, compiled. @internal */
 export interface FieldPlan {
   readonly key: string;
@@ -54,6 +64,26 @@ export interface FieldPlan {
   readonly validate: TestFn | undefined;
   /** vmdesc information; `undefined` for validate entries (no entry, no bytes). */
   readonly vd: VdInfo | undefined;
+  /** The count lookup, for fields with `lengthFrom`. */
+  readonly count: CountInfo | undefined;
+}
+
+/**
+ * The generated (JIT) form of a level's field loops, with the same contracts as the closure loops in `_walk.ts`.
+ * @internal
+ */
+export interface JitFns {
+  /** Saves every active field of the level (tests evaluated), as `saveFields` does. */
+  readonly saveFields: (sb: SaveBuffer, obj: Loose) => void;
+  /** Decodes every active field into `vals` (and `offs`, when not null), as `decodeLevel`'s field loop does. */
+  readonly decodeFields: (r: ByteReader, cur: Loose, vals: unknown[], offs: number[] | null) => void;
+  /** Writes the decoded values into `obj`, as `applyLevel`'s field loop does. */
+  readonly applyFields: (obj: LooseMut, vals: unknown[]) => void;
+}
+
+/** Where a plan keeps its generated functions: `undefined` until first asked for. @internal */
+export interface JitSlot {
+  fns: JitFns | undefined;
 }
 
 /** A subsection of a level, compiled lazily per stream version. @internal */
@@ -90,6 +120,10 @@ export interface LevelPlan {
   readonly init: () => LooseMut;
   /** A frozen initial state, used as the "current" state when decoding new elements. */
   readonly proto: Loose;
+  /** `fields.length` times `undefined` (not frozen, never written): copied for each decoded instance's values. */
+  readonly blank: readonly unknown[];
+  /** The generated field loops, made on first use while the JIT is on (see `_jit.ts`). */
+  readonly jit: JitSlot;
 }
 
 /** A decoded instance of a level: values by field index, present subsections in stream order. @internal */

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { isMigrationError } from "../errors.js";
 import { ByteReader } from "../wire/byte-reader.js";
 import { encodeBytes } from "../wire/byte-writer.js";
 import type { AnyDevice } from "./device.js";
@@ -46,6 +47,33 @@ export function saveWithVmdesc(dev: AnyDevice, state: object): { bytes: Uint8Arr
     vmdesc = saveDevice(w, dev, state, { vmdesc: true });
   });
   return { bytes, vmdesc: vmdesc as VmdescVmsd };
+}
+
+/**
+ * Runs `fn` once with the generated codec and once with the closure path (restoring the switch after), and returns
+ * both results, generated first.
+ */
+export function bothPaths<T>(fn: () => T): [T, T] {
+  const was = vm.vmstateJit();
+  try {
+    vm.setVmstateJit(true);
+    const a = fn();
+    vm.setVmstateJit(false);
+    const b = fn();
+    return [a, b];
+  } finally {
+    vm.setVmstateJit(was);
+  }
+}
+
+/** What a call did: its value, or the error's code, message, path and offset (for comparing the two paths). */
+export function outcome(fn: () => unknown): unknown {
+  try {
+    return { ok: fn() };
+  } catch (e) {
+    if (isMigrationError(e)) return { code: e.code, message: e.message, path: e.path, offset: e.offset };
+    return { thrown: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+  }
 }
 
 /** Loads bytes into a state (sync, over the whole buffer); returns the reader offset after. */

@@ -9,6 +9,7 @@
 import { MigrationError } from "../errors.js";
 import { type ByteReader, decodeText } from "../wire/byte-reader.js";
 import { runHook, runPredicate, show, streamError, withSeg } from "./_errors.js";
+import { jitFor } from "./_jit.js";
 import type { DLevel, DSub, FieldPlan, LevelPlan, SubPlan } from "./_plan.js";
 import type { SaveBuffer } from "./_save-buffer.js";
 import type { LevelDesc } from "./device.js";
@@ -34,7 +35,9 @@ export function saveLevel(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loo
   let ok = false;
   let err: unknown;
   try {
-    saveFields(sb, plan, obj);
+    const jit = jitFor(plan);
+    if (jit !== null) jit.saveFields(sb, obj);
+    else saveFields(sb, plan, obj);
     if (plan.subs.length > 0) saveSubs(sb, plan, root);
     ok = true;
   } catch (e) {
@@ -86,8 +89,11 @@ export function putSubHeader(sb: SaveBuffer, desc: LevelDesc): void {
   sb.ensure(6 + nb.length);
   sb.buf[sb.pos++] = SUBSECTION_MARKER;
   sb.buf[sb.pos++] = nb.length;
-  sb.buf.set(nb, sb.pos);
-  sb.pos += nb.length;
+  // A byte loop: names are short, and `set` costs a builtin call.
+  const buf = sb.buf;
+  let p = sb.pos;
+  for (let k = 0; k < nb.length; k++) buf[p++] = nb[k] as number;
+  sb.pos = p;
   sb.view.setUint32(sb.pos, desc.version);
   sb.pos += 4;
 }
@@ -126,7 +132,16 @@ export function decodeLevel(r: ByteReader, plan: LevelPlan, cur: Loose, root: Lo
   const start = r.offset;
   const fs = plan.fields;
   const n = fs.length;
-  const vals = new Array<unknown>(n);
+  // A copy of an all-undefined array: the values (small integers, heap numbers, bigints, objects) then never
+  // change the array's elements kind, which a fresh `new Array(n)` does up to twice per instance.
+  const vals = plan.blank.slice();
+  const jit = jitFor(plan);
+  if (jit !== null) {
+    const offs = plan.hasOffsets ? new Array<number>(n) : null;
+    jit.decodeFields(r, cur, vals, offs);
+    const subs = decodeSubs(r, plan, root);
+    return { plan, vals, subs, start, offs, version: plan.version };
+  }
   const ov: LooseMut | null = plan.needsOverlay ? { ...cur } : null;
   const offs = plan.hasOffsets ? new Array<number>(n) : null;
   let i = 0;
@@ -199,8 +214,9 @@ function decodeSubs(r: ByteReader, plan: LevelPlan, root: Loose): DSub[] | null 
     if (r.peekU8(0) !== SUBSECTION_MARKER) break;
     const len = r.peekU8(1);
     if (len < pname.length + 1) break;
-    if (!peekEquals(r, 2, pname)) break;
-    const at = r.offset;
+    // Every subsection's name starts with the parent's, so a name that matches one also passes the prefix rule:
+    // the names are compared first and the prefix only when none matched. Both compare bytes in order and stop at
+    // the first difference, so no byte is peeked that the prefix-first order would not peek.
     let found: SubPlan | undefined;
     for (const s of plan.subs) {
       if (s.desc.nameBytes.length === len && peekEquals(r, 2, s.desc.nameBytes)) {
@@ -208,6 +224,8 @@ function decodeSubs(r: ByteReader, plan: LevelPlan, root: Loose): DSub[] | null 
         break;
       }
     }
+    if (found === undefined && !peekEquals(r, 2, pname)) break;
+    const at = r.offset;
     if (found === undefined) {
       const name = decodeText(r.peekBytes(2, len));
       throw streamError(
@@ -314,19 +332,9 @@ export function applyLevel(dl: DLevel, obj: LooseMut, root: LooseMut): void {
   const d = plan.desc;
   const hookState = d.isSubsection ? root : obj;
   if (d.preLoad !== undefined) runHook(d.preLoad, hookState, dl.version, "load", d.name, "preLoad", dl.start);
-  const fs = plan.fields;
-  const appliers = plan.appliers;
-  const vals = dl.vals;
-  const n = vals.length;
-  let i = 0;
-  try {
-    for (; i < n; i++) {
-      const v = vals[i];
-      if (v !== undefined) (appliers[i] as (o: LooseMut, v: unknown) => void)(obj, v);
-    }
-  } catch (e) {
-    throw withSeg(e, (fs[i] as FieldPlan).key);
-  }
+  const jit = jitFor(plan);
+  if (jit !== null) jit.applyFields(obj, dl.vals);
+  else applyFields(plan, obj, dl.vals);
   if (dl.subs !== null) {
     for (const s of dl.subs) {
       let t = root[s.sub.key];
@@ -342,6 +350,21 @@ export function applyLevel(dl: DLevel, obj: LooseMut, root: LooseMut): void {
     }
   }
   if (d.postLoad !== undefined) runHook(d.postLoad, hookState, dl.version, "load", d.name, "postLoad", dl.start);
+}
+
+function applyFields(plan: LevelPlan, obj: LooseMut, vals: unknown[]): void {
+  const fs = plan.fields;
+  const appliers = plan.appliers;
+  const n = vals.length;
+  let i = 0;
+  try {
+    for (; i < n; i++) {
+      const v = vals[i];
+      if (v !== undefined) (appliers[i] as (o: LooseMut, v: unknown) => void)(obj, v);
+    }
+  } catch (e) {
+    throw withSeg(e, (fs[i] as FieldPlan).key);
+  }
 }
 
 /** A plain object with a decoded level's values laid over `base` (what predicates see for a struct). @internal */

@@ -6,6 +6,10 @@
  * walkers never look at the description per byte. Nested structs are compiled at their own version; subsections
  * lazily, at the version their header carries.
  *
+ * These closures are the reference codec and the fallback of the generated one (`_jit.ts`), which the walkers use
+ * for each level's field loops while the JIT is on; the generated loops call back into these closures for the
+ * field kinds they do not inline.
+ *
  * @module
  */
 
@@ -13,7 +17,8 @@ import { isMigrationError, MigrationError } from "../errors.js";
 import type { ByteReader } from "../wire/byte-reader.js";
 import { badValue, runHook, runPredicate, show, streamError, withSeg } from "./_errors.js";
 import { initialOf } from "./_init.js";
-import type { DLevel, FieldPlan, LevelPlan, SubPlan, VdInfo } from "./_plan.js";
+import { applyBytes } from "./_jit.js";
+import type { CountInfo, DLevel, FieldPlan, LevelPlan, SubPlan, VdInfo } from "./_plan.js";
 import type { SaveBuffer } from "./_save-buffer.js";
 import { applyLevel, checkLevel, decodeLevel, materialize, saveLevel } from "./_walk.js";
 import type { FieldEntry, LevelDesc } from "./device.js";
@@ -179,15 +184,6 @@ function scalarElem(kind: ScalarKind): Elem {
     compressible: true,
   };
   return e;
-}
-
-function applyBytes(cur: unknown, d: unknown): unknown {
-  const b = d as Uint8Array;
-  if (cur instanceof Uint8Array && cur.length === b.length) {
-    cur.set(b);
-    return cur;
-  }
-  return b.slice();
 }
 
 function bufferElem(size: number): Elem {
@@ -397,7 +393,7 @@ function elemOf(f: AnyField, nested: LevelDesc | undefined): Elem {
 
 // ---------------------------------------------------------------------------------------------------------- counts
 
-interface Counter {
+interface Counter extends CountInfo {
   /** The count for a load, from the decoded sibling (or the current state); checked against `max`. */
   load(r: ByteReader, vals: unknown[], cur: Loose): number;
   /** The count for a save, from the state; checked against `max`. */
@@ -446,6 +442,9 @@ function counter(
     return n;
   };
   return {
+    ref,
+    idx,
+    norm,
     load(r, vals, cur) {
       const v = idx >= 0 ? vals[idx] : undefined;
       return norm(v !== undefined ? v : cur[ref], "load", r.offset);
@@ -536,6 +535,7 @@ function basePlan(e: FieldEntry) {
     view: undefined,
     equal: false,
     validate: undefined,
+    count: undefined as Counter | undefined,
   };
 }
 
@@ -625,6 +625,7 @@ function fieldPlan(ctx: Ctx, e: FieldEntry): FieldPlan {
       };
       return {
         ...base,
+        count: c,
         save,
         decode: (r, vals, cur) => r.bytes(c.load(r, vals, cur)),
         apply: (obj, v) => {
@@ -653,6 +654,7 @@ function fieldPlan(ctx: Ctx, e: FieldEntry): FieldPlan {
       };
       return {
         ...base,
+        count: c,
         save,
         decode: (r, vals, cur) => {
           const words = Math.ceil(c.load(r, vals, cur) / 64);
@@ -796,6 +798,7 @@ function arrayPlan(ctx: Ctx, e: FieldEntry, base: Base): FieldPlan {
   };
   return {
     ...base,
+    count: c,
     save,
     decode,
     apply:
@@ -911,17 +914,27 @@ const cache = new WeakMap<LevelDesc, Map<number, LevelPlan>>();
  * The compiled plan of a description at a version, built once and cached per (description, version). @internal
  */
 export function compile(desc: LevelDesc, version: number): LevelPlan {
+  // One-entry memo in front of the cache: a device saved or loaded many times in a row skips both lookups.
+  const last = lastPlan;
+  if (last !== undefined && last.desc === desc && last.version === version) return last;
   let byVersion = cache.get(desc);
   if (byVersion === undefined) {
     byVersion = new Map();
     cache.set(desc, byVersion);
   }
   const hit = byVersion.get(version);
-  if (hit !== undefined) return hit;
+  if (hit !== undefined) {
+    lastPlan = hit;
+    return hit;
+  }
   const plan = build(desc, version);
   byVersion.set(version, plan);
+  lastPlan = plan;
   return plan;
 }
+
+/** The last plan `compile` returned (it keeps that one description reachable until another is compiled). */
+let lastPlan: LevelPlan | undefined;
 
 function build(desc: LevelDesc, version: number): LevelPlan {
   const activeEntries = desc.entries.filter((e) => {
@@ -935,12 +948,19 @@ function build(desc: LevelDesc, version: number): LevelPlan {
   });
   const ctx: Ctx = { level: desc, version, active };
   const fields = activeEntries.map((e) => fieldPlan(ctx, e));
-  const subs: SubPlan[] = desc.subs.map((s) => ({
-    key: s.key,
-    desc: s.desc,
-    needed: s.needed,
-    level: (v: number) => compile(s.desc, v),
-  }));
+  const subs: SubPlan[] = desc.subs.map((s) => {
+    let current: LevelPlan | undefined;
+    return {
+      key: s.key,
+      desc: s.desc,
+      needed: s.needed,
+      level: (v: number): LevelPlan => {
+        if (v !== s.desc.version) return compile(s.desc, v);
+        if (current === undefined) current = compile(s.desc, v);
+        return current;
+      },
+    };
+  });
   const proto = Object.freeze(initialOf(desc));
   return Object.freeze({
     desc,
@@ -957,5 +977,7 @@ function build(desc: LevelDesc, version: number): LevelPlan {
     hasValidate: fields.some((f) => f.validate !== undefined),
     init: () => initialOf(desc),
     proto,
+    blank: fields.map(() => undefined),
+    jit: { fns: undefined },
   });
 }

@@ -171,10 +171,18 @@ const levels = new WeakMap<object, LevelDesc>();
  * @throws TypeError when `dev` was not made by `device()`.
  */
 export function levelOf(dev: DescriptionBase): LevelDesc {
+  // One-entry memo in front of the WeakMap: a device saved or loaded many times in a row skips the lookup.
+  if (dev === lastDev && lastLevel !== undefined) return lastLevel;
   const l = levels.get(dev);
   if (l === undefined) throw new TypeError(`Cannot use "${String(dev?.name)}": it was not made by vm.device()`);
+  lastDev = dev;
+  lastLevel = l;
   return l;
 }
+
+/** The last description `levelOf` resolved (kept reachable until another one is resolved). */
+let lastDev: DescriptionBase | undefined;
+let lastLevel: LevelDesc | undefined;
 
 const FIELD_KINDS: ReadonlySet<string> = new Set([
   "bool",

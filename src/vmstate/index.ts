@@ -3,7 +3,9 @@
  * turns that state into QEMU's VMState bytes and back (plus QEMU's vmdesc JSON).
  *
  * A description is frozen plain data built with the factories below; its TypeScript state type is inferred
- * (`vm.Infer<typeof dev>`). It is compiled once per (description, version) into closures. Loading is two-phase
+ * (`vm.Infer<typeof dev>`). It is compiled once per (description, version) into closures, and by default also into
+ * generated field loops with the property names inlined (`_jit.ts`; `setVmstateJit(false)` selects the closures,
+ * which are also used where `new Function` is forbidden). Loading is two-phase
  * (`decodeDevice` without side effects, then `applyDevice`), fits the reader's re-run-on-underflow design, and
  * treats the stream as hostile (every count capped, every failure a `MigrationError` with `path` and `offset`).
  *
@@ -24,6 +26,7 @@
  * @module
  */
 
+export { setVmstateJit, vmstateJit } from "./_jit.js";
 export type {
   AnyDevice,
   Device,

@@ -2,36 +2,38 @@ import assert from "node:assert/strict";
 import { suite, test } from "node:test";
 import fc from "fast-check";
 import { ByteReader } from "../wire/byte-reader.js";
-import { chunked, hex, load, save, saveWithVmdesc, unhex } from "./_util.test.js";
+import { bothPaths, chunked, hex, load, outcome, save, saveWithVmdesc, unhex } from "./_util.test.js";
 import * as vm from "./index.js";
 
 type Kind = "bool" | "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "f64" | "timer";
 const KINDS: Kind[] = ["bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f64", "timer"];
 
-function field(k: Kind): vm.Field {
+function field(k: Kind, o: vm.FieldOptions & { readonly equal?: boolean } = {}): vm.Field {
+  const e = o.equal === true && (k === "u8" || k === "u16" || k === "u32" || k === "i32" || k === "u64");
+  const opts = e ? o : { ...(o.test === undefined ? {} : { test: o.test }) };
   switch (k) {
     case "bool":
-      return vm.bool();
+      return vm.bool(opts);
     case "u8":
-      return vm.u8();
+      return vm.u8(opts);
     case "u16":
-      return vm.u16();
+      return vm.u16(opts);
     case "u32":
-      return vm.u32();
+      return vm.u32(opts);
     case "u64":
-      return vm.u64();
+      return vm.u64(opts);
     case "i8":
-      return vm.i8();
+      return vm.i8(opts);
     case "i16":
-      return vm.i16();
+      return vm.i16(opts);
     case "i32":
-      return vm.i32();
+      return vm.i32(opts);
     case "i64":
-      return vm.i64();
+      return vm.i64(opts);
     case "f64":
-      return vm.f64();
+      return vm.f64(opts);
     case "timer":
-      return vm.timer();
+      return vm.timer(opts);
   }
 }
 
@@ -70,14 +72,32 @@ interface Gen {
 const pt = vm.device("pt", { version: 2, fields: { x: vm.u8(), y: vm.i16() } });
 const ptValue = fc.record({ x: value("u8"), y: value("i16") }, { noNullPrototype: true });
 
-function gen(i: number): fc.Arbitrary<Gen> {
+/**
+ * One generated field. `wild` adds fields whose round trip is not the identity (presence tests that may be false,
+ * `equal` fields, validate entries that may fail), for comparing the two codec paths with each other.
+ */
+function gen(i: number, wild = false): fc.Arbitrary<Gen> {
   const k = fc.constantFrom(...KINDS);
   const name = `f${i}`;
   const one = (f: vm.Field, v: fc.Arbitrary<unknown>): Gen => ({
     fields: [[name, f]],
     values: v.map((x) => [[name, x]]),
   });
+  const extra: fc.Arbitrary<Gen>[] = wild
+    ? [
+        fc
+          .tuple(k, fc.boolean(), fc.boolean())
+          .map(([kind, on, onLoad]) =>
+            one(field(kind, { test: (_s: vm.Loose, v: number) => (v === 1 ? on : onLoad) }), value(kind)),
+          ),
+        fc
+          .constantFrom("u8", "u16", "u32", "i32", "u64")
+          .map((kind) => one(field(kind as Kind, { equal: true }), value(kind as Kind))),
+        fc.boolean().map((ok): Gen => ({ fields: [[name, vm.validate(() => ok)]], values: fc.constant([]) })),
+      ]
+    : [];
   return fc.oneof(
+    ...extra,
     k.map((kind) => one(field(kind), value(kind))),
     fc
       .tuple(k, fc.integer({ min: 0, max: 4 }))
@@ -136,38 +156,194 @@ interface Case {
   readonly state: Record<string, unknown>;
 }
 
-const cases: fc.Arbitrary<Case> = fc
-  .tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 8 }), fc.boolean(), fc.boolean())
-  .chain(([seeds, withSub, sendSub]) =>
-    fc.tuple(...seeds.map((_, i) => gen(i))).chain((gens) => {
-      const fields = Object.fromEntries(gens.flatMap((g) => g.fields));
-      const dev = vm.device("rnd", {
-        version: 1,
-        fields: fields as vm.Shape,
-        ...(withSub
-          ? {
-              subsections: {
-                sub: {
-                  name: "rnd/sub",
-                  version: 3,
-                  fields: { on: vm.bool(), v: vm.u32(), w: vm.array(vm.u8(), 3) },
-                  needed: (s: vm.Loose) => s.sub.on,
+const casesOf = (wild: boolean): fc.Arbitrary<Case> =>
+  fc
+    .tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 8 }), fc.boolean(), fc.boolean())
+    .chain(([seeds, withSub, sendSub]) =>
+      fc.tuple(...seeds.map((_, i) => gen(i, wild))).chain((gens) => {
+        const fields = Object.fromEntries(gens.flatMap((g) => g.fields));
+        const dev = vm.device("rnd", {
+          version: 1,
+          fields: fields as vm.Shape,
+          ...(withSub
+            ? {
+                subsections: {
+                  sub: {
+                    name: "rnd/sub",
+                    version: 3,
+                    fields: { on: vm.bool(), v: vm.u32(), w: vm.array(vm.u8(), 3) },
+                    needed: (s: vm.Loose) => s.sub.on,
+                  },
                 },
-              },
+              }
+            : {}),
+        }) as vm.Device;
+        const sub = fc.record(
+          { on: fc.constant(sendSub), v: value("u32"), w: fc.array(value("u8"), { minLength: 3, maxLength: 3 }) },
+          { noNullPrototype: true },
+        );
+        return fc.tuple(fc.tuple(...gens.map((g) => g.values)), sub).map(([vals, s]) => {
+          const state: Record<string, unknown> = Object.fromEntries(vals.flat());
+          if (withSub) state.sub = sendSub ? s : { on: false, v: 0, w: [0, 0, 0] };
+          return { dev, state };
+        });
+      }),
+    );
+
+const cases = casesOf(false);
+const wildCases = casesOf(true);
+
+/** Values no field accepts as they are, to compare how the two paths reject them. */
+const BAD_VALUES: unknown[] = [
+  -1,
+  1.5,
+  2 ** 40,
+  "x",
+  null,
+  undefined,
+  5n,
+  -1n,
+  2n ** 64n,
+  [],
+  {},
+  true,
+  new Uint8Array(3),
+];
+
+/** The bytes of a save, or `undefined` when it fails (a validate entry that says no). */
+function trySave(dev: vm.Device, state: object): Uint8Array | undefined {
+  try {
+    return save(dev, state);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What loading `bytes` into a fresh state did: the outcome and the state after. */
+function loadOutcome(dev: vm.Device, bytes: Uint8Array): unknown {
+  const t = vm.initialState(dev);
+  const o = outcome(() => load(dev, t, bytes, 1));
+  return { o, t };
+}
+
+void suite("properties: the generated codec and the closure path agree", () => {
+  test("the same bytes and the same loaded state", () => {
+    fc.assert(
+      fc.property(wildCases, ({ dev, state }) => {
+        const [a, b] = bothPaths(() => outcome(() => hex(save(dev, state))));
+        assert.deepEqual(a, b);
+        const bytes = trySave(dev, state);
+        if (bytes === undefined) return;
+        const [la, lb] = bothPaths(() => loadOutcome(dev, bytes));
+        assert.deepEqual(la, lb);
+        // Decoded by one path, applied by the other (the switch may change between the two phases).
+        const mixed = (first: boolean): unknown => {
+          const t = vm.initialState(dev);
+          const was = vm.vmstateJit();
+          try {
+            const o = outcome(() => {
+              vm.setVmstateJit(first);
+              const r = ByteReader.fromBytes(bytes);
+              const d = vm.decodeDevice(r, dev, t, 1);
+              vm.setVmstateJit(!first);
+              vm.applyDevice(dev, t, d);
+              return r.offset;
+            });
+            return { o, t };
+          } finally {
+            vm.setVmstateJit(was);
+          }
+        };
+        assert.deepEqual(mixed(true), la);
+        assert.deepEqual(mixed(false), la);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the same error (code, message, path, offset) for a value that does not fit", () => {
+    fc.assert(
+      fc.property(wildCases, fc.nat(), fc.constantFrom(...BAD_VALUES), ({ dev, state }, pick, bad) => {
+        const keys = Object.keys(state);
+        const key = keys[pick % keys.length] as string;
+        const broken = { ...state, [key]: bad };
+        const [a, b] = bothPaths(() => outcome(() => hex(save(dev, broken))));
+        assert.deepEqual(a, b);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the same error and an untouched state for truncated and corrupted streams", () => {
+    fc.assert(
+      fc.property(wildCases, fc.nat(), fc.nat(), fc.integer({ min: 0, max: 255 }), ({ dev, state }, cut, at, byte) => {
+        const bytes = trySave(dev, state);
+        if (bytes === undefined) return;
+        const short = bytes.subarray(0, cut % (bytes.length + 1));
+        const [ta, tb] = bothPaths(() => loadOutcome(dev, short));
+        assert.deepEqual(ta, tb);
+        if (bytes.length > 0) {
+          const bad = bytes.slice();
+          bad[at % bad.length] = byte;
+          const [ca, cb] = bothPaths(() => loadOutcome(dev, bad));
+          assert.deepEqual(ca, cb);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the same vmdesc and bytes", () => {
+    fc.assert(
+      fc.property(wildCases, ({ dev, state }) => {
+        const [a, b] = bothPaths(() =>
+          outcome(() => {
+            const { bytes, vmdesc } = saveWithVmdesc(dev, state);
+            return { bytes: hex(bytes), vmdesc: vm.stringifyVmdesc(vmdesc) };
+          }),
+        );
+        assert.deepEqual(a, b);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test("the same state when decoding from random chunks", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        wildCases,
+        fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 5 }),
+        async ({ dev, state }, sizes) => {
+          const saved = trySave(dev, state);
+          if (saved === undefined) return;
+          const bytes = unhex(`${hex(saved)} 7e`);
+          const run = async (jit: boolean): Promise<unknown> => {
+            const was = vm.vmstateJit();
+            vm.setVmstateJit(jit);
+            try {
+              const t = vm.initialState(dev);
+              const r = new ByteReader(chunked(bytes, sizes));
+              let o: unknown;
+              try {
+                await vm.loadDeviceAsync(r, dev, t, 1);
+                o = { ok: r.offset };
+              } catch (e) {
+                o = outcome(() => {
+                  throw e;
+                });
+              }
+              return { o, t };
+            } finally {
+              vm.setVmstateJit(was);
             }
-          : {}),
-      }) as vm.Device;
-      const sub = fc.record(
-        { on: fc.constant(sendSub), v: value("u32"), w: fc.array(value("u8"), { minLength: 3, maxLength: 3 }) },
-        { noNullPrototype: true },
-      );
-      return fc.tuple(fc.tuple(...gens.map((g) => g.values)), sub).map(([vals, s]) => {
-        const state: Record<string, unknown> = Object.fromEntries(vals.flat());
-        if (withSub) state.sub = sendSub ? s : { on: false, v: 0, w: [0, 0, 0] };
-        return { dev, state };
-      });
-    }),
-  );
+          };
+          assert.deepEqual(await run(true), await run(false));
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
 
 void suite("properties", () => {
   test("load(save(x)) equals x for random descriptions and states", () => {
