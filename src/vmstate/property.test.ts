@@ -78,7 +78,10 @@ const ptValue = fc.record({ x: value("u8"), y: value("i16") }, { noNullPrototype
  */
 function gen(i: number, wild = false): fc.Arbitrary<Gen> {
   const k = fc.constantFrom(...KINDS);
-  const name = `f${i}`;
+  // Inline struct shapes are VMSDs named after their field, and QEMU's subsection rule makes any VMSD followed by
+  // 0x05, a length and bytes that start with its name ambiguous on the wire. Real VMSD names are long; a 2-byte
+  // name made that happen about once in 10,000 random layouts, so give fields names like QEMU's.
+  const name = `field_${i}_state`;
   const one = (f: vm.Field, v: fc.Arbitrary<unknown>): Gen => ({
     fields: [[name, f]],
     values: v.map((x) => [[name, x]]),
