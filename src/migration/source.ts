@@ -238,6 +238,7 @@ export class MigrationSource extends MigrationJob {
       let windowBytes = w.offset;
       let threshold = 0;
       let lastExact: number | undefined;
+      let lastSyncAt = performance.now();
       let extraPasses = 0;
       for (;;) {
         this.#checkCancel();
@@ -264,8 +265,16 @@ export class MigrationSource extends MigrationJob {
           pending = saver.pendingExact();
           this.#afterSync(throttleState);
           this.#pendingBytes = pending;
+          const now = performance.now();
           const fits = pending === 0 || pending < threshold;
-          const stalled = lastExact !== undefined && pending >= lastExact * 0.8;
+          // Stalled: the last pass did not shrink the dirty set, or the next one cannot — what is dirty now was
+          // dirtied during the last pass, so if sending it takes about as long as that pass did, the guest will
+          // have dirtied about as much again by then (a guest rewriting its working set faster than we send).
+          const nextPassMs = this.#bandwidth > 0 ? pending / this.#bandwidth : 0;
+          const stalled =
+            (lastExact !== undefined && pending >= lastExact * 0.8) ||
+            (this.#bandwidth > 0 && nextPassMs >= 0.8 * (now - lastSyncAt));
+          lastSyncAt = now;
           if (pending === 0 || pending < small || (fits && (stalled || ++extraPasses > MAX_EXTRA_PASSES))) break;
           lastExact = pending;
         }
