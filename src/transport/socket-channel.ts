@@ -31,7 +31,7 @@ export interface SocketChannelOptions {
   readonly highWaterMark: number | undefined;
 }
 
-/** Default {@link SocketChannelOptions.highWaterMark}: 4 MiB, the size of the RAM saver's staging buffers. */
+/** Default {@link SocketChannelOptions.highWaterMark}: 4 MiB, what a ByteWriter keeps in flight by default (4 × 1 MiB). */
 export const DEFAULT_SOCKET_HIGH_WATER_MARK = 4 * 1024 * 1024;
 
 /** A pending `read()` or `end()`. */

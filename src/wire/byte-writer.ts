@@ -14,8 +14,10 @@ import type { ByteSink } from "../transport/channel.js";
 /** Options of {@link ByteWriter}. */
 export interface ByteWriterOptions {
   /**
-   * Size of each staging buffer. Default 4 MiB: the size measured fastest for page records over loopback
-   * (shared/research/node-perf-probes.md, part 3).
+   * Size of each staging buffer. Default 1 MiB. shared/research/node-perf-probes.md part 3 staged page records in
+   * 4 MiB buffers; in paired runs of `bench transport` (tcp and unix, same machine and load) 1 MiB buffers with 4
+   * in flight were faster in most pairs, probably because the kernel then copies out of a buffer still in cache.
+   * The RAM saver hands off at each 128-page batch anyway (≈ 513 KiB), so it is not affected.
    */
   readonly bufferSize: number;
   /** How many staging buffers may be in the sink at once before {@link ByteWriter.ready} waits. Default 4. */
@@ -27,7 +29,7 @@ export interface ByteWriterOptions {
   readonly passThroughThreshold: number;
 }
 
-const DEFAULT_BUFFER_SIZE = 4 * 1024 * 1024;
+const DEFAULT_BUFFER_SIZE = 1024 * 1024;
 const DEFAULT_MAX_IN_FLIGHT = 4;
 const TWO_POW_32 = 2 ** 32;
 
