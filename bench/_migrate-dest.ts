@@ -7,7 +7,7 @@ import { DEFAULT_SETTINGS } from "../src/migration/settings.js";
 import { listen } from "../src/transport/listen.js";
 import { SyntheticMachine } from "../test/support/synthetic-machine.js";
 
-const [mode, mibArg] = process.argv.slice(2);
+const [mode, mibArg, prealloc] = process.argv.slice(2);
 const mib = Number(mibArg);
 const listener = await listen("tcp:127.0.0.1:0");
 if (mode === "raw") {
@@ -23,6 +23,8 @@ if (mode === "raw") {
   process.send?.({ bytes, ms: performance.now() - t0 });
 } else {
   const m = new SyntheticMachine({ blocksMiB: [mib] });
+  // QEMU's -mem-prealloc: map the guest RAM before the stream arrives.
+  if (prealloc === "prealloc") for (const b of m.blocks) b.prefault();
   const settings = { ...DEFAULT_SETTINGS, returnPath: true };
   const dst = new MigrationDestination(m, { settings: () => settings, paused: true });
   process.send?.({ ready: listener.uri });

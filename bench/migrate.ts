@@ -19,8 +19,8 @@ interface Child {
   result: Promise<Record<string, unknown>>;
 }
 
-function child(mode: "ferry" | "raw", mib: number): Promise<Child> {
-  const proc = fork(new URL("./_migrate-dest.ts", import.meta.url), [mode, String(mib)], {
+function child(mode: "ferry" | "raw", mib: number, prealloc = false): Promise<Child> {
+  const proc = fork(new URL("./_migrate-dest.ts", import.meta.url), [mode, String(mib), prealloc ? "prealloc" : ""], {
     execArgv: process.execArgv,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -65,8 +65,8 @@ interface MigrationRun {
   transferred: number;
 }
 
-async function migrateOnce(src: SyntheticMachine, mib: number): Promise<MigrationRun> {
-  const c = await child("ferry", mib);
+async function migrateOnce(src: SyntheticMachine, mib: number, prealloc = false): Promise<MigrationRun> {
+  const c = await child("ferry", mib, prealloc);
   try {
     const settings = { ...DEFAULT_SETTINGS, maxBandwidth: 0, returnPath: true };
     const m = new MigrationSource(src, { settings: () => settings });
@@ -105,6 +105,7 @@ export async function run(args: string[]): Promise<Figure[]> {
   const ram = src.blocks[0]?.bytes as Uint8Array;
   const raw: number[] = [];
   const idle: MigrationRun[] = [];
+  const idlePrealloc: MigrationRun[] = [];
   for (let i = 0; i < runs; i++) {
     const r = await rawCopy(ram, mib);
     raw.push((mib * 1048576) / 1e9 / r);
@@ -112,6 +113,9 @@ export async function run(args: string[]): Promise<Figure[]> {
     src.control.setRunState("paused");
     const m = await migrateOnce(src, mib);
     idle.push(m);
+    const mp = await migrateOnce(src, mib, true);
+    idlePrealloc.push(mp);
+    note(`idle migration to a preallocated destination run ${i + 1}: ${mp.seconds.toFixed(3)} s`);
     note(
       `idle migration run ${i + 1}: ${m.seconds.toFixed(3)} s, downtime ${m.downtimeMs.toFixed(1)} ms, ${m.passes} passes`,
     );
@@ -142,6 +146,15 @@ export async function run(args: string[]): Promise<Figure[]> {
       bench: "migrate",
       metric: "idle-throughput",
       value: idleGbps,
+      unit: "GB/s",
+      baseline: "raw-socket-copy",
+      baselineValue: rawGbps,
+      higherIsBetter: true,
+    },
+    {
+      bench: "migrate",
+      metric: "idle-throughput-dest-mem-prealloc",
+      value: median(idlePrealloc.map((m) => (mib * 1048576) / 1e9 / m.seconds)),
       unit: "GB/s",
       baseline: "raw-socket-copy",
       baselineValue: rawGbps,

@@ -25,6 +25,7 @@ import { MigrationControl } from "../qmp/migration-commands.js";
 import { QmpError } from "../qmp/qmp-error.js";
 import * as s from "../qmp/schema.js";
 import { type MachineControl, QmpServer } from "../qmp/server.js";
+import type { RamBlock } from "../ram/ram-block.js";
 import { registerFd } from "../transport/fd-registry.js";
 import type { Command } from "./main.js";
 import { openSerial, type SerialBackend } from "./run-serial.js";
@@ -44,6 +45,8 @@ Options:
   --serial BACKEND          stdio | file:PATH | unix:PATH | null (default null)
   --add-fd NAME=FD          register an inherited descriptor for fd:NAME migration URIs (repeatable)
   --dirty-rate PAGES_PER_S  ferry-synthetic: pages dirtied per second (0 = as fast as possible; default 0)
+  --mem-prealloc            map all guest RAM before an incoming migration (QEMU's -mem-prealloc): no page
+                            faults while the stream arrives
 `;
 
 /**
@@ -78,6 +81,8 @@ export interface RunOptions {
   readonly serial: string;
   readonly addFd: readonly string[];
   readonly dirtyRate: number;
+  /** Map all guest RAM up front (QEMU's `-mem-prealloc`), when the guest is not running yet. */
+  readonly memPrealloc: boolean;
 }
 
 /** Parses `ferry run` arguments. Returns undefined for `--help`. */
@@ -96,6 +101,7 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
       serial: { type: "string" },
       "add-fd": { type: "string", multiple: true },
       "dirty-rate": { type: "string" },
+      "mem-prealloc": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -113,6 +119,7 @@ export function parseRunArgs(args: string[]): RunOptions | undefined {
     serial: values.serial ?? "null",
     addFd: values["add-fd"] ?? [],
     dirtyRate,
+    memPrealloc: values["mem-prealloc"] ?? false,
   };
 }
 
@@ -181,6 +188,13 @@ export async function startRun(o: RunOptions): Promise<RunInstance> {
     machineName = type.name;
   } else {
     throw new TypeError(`Unknown machine "${o.machine}": expected ferry-rv32[-1.0|-1.1] or ferry-synthetic`);
+  }
+  // Only while no vCPU runs: a store racing the prefault's zero into a never-written page would be lost.
+  if (o.memPrealloc && guest.control.runState() !== "running") {
+    for (const e of guest.registry.iterative) {
+      const blocks = (e.device as { blocks?: readonly RamBlock[] }).blocks;
+      for (const b of blocks ?? []) b.prefault();
+    }
   }
 
   let shuttingDown: Promise<void> | undefined;

@@ -105,3 +105,17 @@ void suite("RamBlock", () => {
     assert.equal(again.size, b.size);
   });
 });
+
+void suite("RamBlock.prefault()", () => {
+  test("touches only never-written pages and leaves content and dirty tracking unchanged", () => {
+    const b = new RamBlock("prefault", 16 * 4096);
+    b.write(3 * 4096 + 5, new Uint8Array([9, 8, 7]));
+    const before = b.bytes.slice();
+    const dirtyBefore = b.dirty.slice();
+    assert.equal(b.prefault(), 15);
+    assert.deepEqual(b.bytes, before);
+    assert.deepEqual(b.dirty, dirtyBefore);
+    assert.equal(b.dirtyMap.isNeverWritten(0), true, "a prefaulted page still counts as never written");
+    assert.equal(b.dirtyMap.isNeverWritten(3), false);
+  });
+});

@@ -207,6 +207,27 @@ export class RamBlock {
   /**
    * Whether page `p` is all zero: true without reading when it was never written, else a wasm scan.
    */
+  /**
+   * Maps every never-written page now instead of at its first write (QEMU: `-mem-prealloc`): a fresh destination
+   * otherwise pays one page fault per page (about 0.8 s per GiB here) in the middle of an incoming migration.
+   * Never-written pages are zero, so they are touched by storing a zero: content and dirty tracking are unchanged.
+   * Call it only while nothing else writes the block (before the vCPU starts or an incoming migration begins).
+   *
+   * @returns The number of pages touched.
+   */
+  prefault(): number {
+    const b = this.bytes;
+    const map = this.dirtyMap;
+    let n = 0;
+    for (let p = 0; p < this.pages; p++) {
+      if (map.isNeverWritten(p)) {
+        b[p * TARGET_PAGE_SIZE] = 0;
+        n++;
+      }
+    }
+    return n;
+  }
+
   isPageZero(p: number): boolean {
     if (this.dirtyMap.isNeverWritten(p)) return true;
     return this.ops.isZero(this.byteOffset + p * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE);
