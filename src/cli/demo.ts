@@ -210,8 +210,10 @@ export async function runDemo(options: {
     let dst: Proc | undefined;
     if (incoming !== "") {
       say(`Starting the destination (incoming ${options.transport})…`);
+      // --mem-prealloc: the destination maps its RAM while it waits, not while the stream arrives.
       dst = startFerry([
         ...common,
+        "--mem-prealloc",
         "--qmp",
         `unix:${dstSock}`,
         "--incoming",
