@@ -7,7 +7,8 @@
 
 import { isMigrationError, MigrationError, toMigrationError } from "../errors.js";
 import { Command } from "../savevm/format.js";
-import { StreamLoader, type StreamLoaderOptions } from "../savevm/stream-loader.js";
+import { loadStream } from "../savevm/save-vm.js";
+import type { StreamLoaderOptions } from "../savevm/stream-loader.js";
 import type { Channel } from "../transport/channel.js";
 import { ByteReader, type ByteReaderOptions } from "../wire/byte-reader.js";
 import { MigrationJob } from "./_job.js";
@@ -100,8 +101,7 @@ export class MigrationDestination extends MigrationJob {
       const r = new ByteReader(channel, this.#opts.reader);
       this.#reader = r;
       const ch = channel;
-      for (const e of guest.registry.iterative) e.device.loadSetup();
-      const loader = new StreamLoader(r, guest.registry, guest.config, {
+      await loadStream(guest, r, {
         ...this.#opts.loader,
         onCommand: async (cmd, payload, offset) => {
           if (cmd === Command.OpenReturnPath) {
@@ -124,11 +124,6 @@ export class MigrationDestination extends MigrationJob {
           throw new MigrationError("BAD_COMMAND", `Cannot handle command ${cmd} in a precopy migration`, { offset });
         },
       });
-      try {
-        await loader.load();
-      } finally {
-        for (const e of guest.registry.iterative) e.device.loadCleanup();
-      }
       this.#bytes = r.offset;
       if (rpOpen) {
         await ch.write(encodeRpU32(RpMessage.Shut, 0));

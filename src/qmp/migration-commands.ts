@@ -8,7 +8,7 @@
  * @module
  */
 
-import { isMigrationError, MigrationError } from "../errors.js";
+import { MigrationError } from "../errors.js";
 import { Capabilities } from "../migration/capabilities.js";
 import { MigrationDestination } from "../migration/destination.js";
 import { MIGRATION_STATUSES, type MigrationEvent, type MigrationInfo } from "../migration/events.js";
@@ -225,9 +225,4 @@ export class MigrationControl {
     this.#destination?.cancel();
     await this.#listener?.close().catch(() => {});
   }
-}
-
-/** Whether an error is a MigrationError of a state conflict (for QMP's GenericError texts). */
-export function isStateError(e: unknown): boolean {
-  return isMigrationError(e, "INVALID_STATE");
 }

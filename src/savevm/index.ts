@@ -51,7 +51,14 @@ export type {
   LiveSectionType,
 } from "./handlers.js";
 export { type EntryIdentity, Registry, type RegistryEntry, type StateHandlers } from "./registry.js";
-export { type LoadVmOptions, loadVm, type MigratableMachine, type SaveVmOptions, saveVm } from "./save-vm.js";
+export {
+  type LoadVmOptions,
+  loadStream,
+  loadVm,
+  type MigratableMachine,
+  type SaveVmOptions,
+  saveVm,
+} from "./save-vm.js";
 export {
   decodeFileHeader,
   type LoadedSection,

@@ -75,10 +75,23 @@ export async function loadVm(
   channel: Pick<Channel, "read">,
   options: Partial<LoadVmOptions> = {},
 ): Promise<LoadResult> {
-  const r = new ByteReader(channel, options.reader);
+  return loadStream(machine, new ByteReader(channel, options.reader), options);
+}
+
+/**
+ * Loads a whole stream from a reader the caller owns (so it can watch `reader.offset` as progress): prepares the
+ * iterative entries, runs the loader, and releases them whatever happens.
+ *
+ * @returns What was loaded.
+ */
+export async function loadStream(
+  machine: MigratableMachine,
+  reader: ByteReader,
+  options: Partial<StreamLoaderOptions> = {},
+): Promise<LoadResult> {
   for (const e of machine.registry.iterative) e.device.loadSetup();
   try {
-    return await new StreamLoader(r, machine.registry, machine.config, options).load();
+    return await new StreamLoader(reader, machine.registry, machine.config, options).load();
   } finally {
     for (const e of machine.registry.iterative) e.device.loadCleanup();
   }

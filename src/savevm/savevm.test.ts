@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { suite, test } from "node:test";
+import { qemuTimerHandlers } from "../../test/support/qemu-timer.js";
 import { isMigrationError } from "../errors.js";
 import { ByteReader } from "../wire/byte-reader.js";
 import { ByteWriter, MemorySink } from "../wire/byte-writer.js";
@@ -14,34 +15,6 @@ import { StreamSaver } from "./stream-saver.js";
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/[\s|]/g, ""), "hex"));
 const ascii = (s: string): string => Buffer.from(s, "latin1").toString("hex");
-
-/** QEMU's `timer` section (vmstate_timers v2): int64 cpu_ticks_offset, 8 unused bytes, int64 cpu_clock_offset. */
-function timerHandlers(state: { ticks: bigint; clock: bigint }): StateHandlers {
-  return {
-    vmsdName: "timer",
-    save(w, vmdesc) {
-      w.i64(state.ticks).zeros(8).i64(state.clock);
-      if (!vmdesc) return undefined;
-      return {
-        vmsd_name: "timer",
-        version: 2,
-        fields: [
-          { name: "cpu_ticks_offset", type: "int64", size: 8 },
-          { name: "unused", type: "unused_buffer", size: 8 },
-          { name: "cpu_clock_offset", type: "int64", size: 8 },
-        ],
-      };
-    },
-    decode(r) {
-      const ticks = r.i64();
-      r.skip(8);
-      return { ticks, clock: r.i64() };
-    },
-    apply(decoded) {
-      Object.assign(state, decoded as typeof state);
-    },
-  };
-}
 
 /** An iterative device with no RAM blocks: QEMU's `ram` under `-M none`. */
 function emptyRam(log: string[] = []): IterativeDevice {
@@ -82,12 +55,12 @@ function noneMachine(runState = "running") {
   const loaded: string[] = [];
   const log: string[] = [];
   const registry = new Registry();
-  registry.registerState({ idstr: "timer", version: 2 }, timerHandlers(timer));
-  registry.registerState({ idstr: "cpu_common", version: 1 }, { ...timerHandlers(timer), needed: () => false });
+  registry.registerState({ idstr: "timer", version: 2 }, qemuTimerHandlers(timer));
+  registry.registerState({ idstr: "cpu_common", version: 1 }, { ...qemuTimerHandlers(timer), needed: () => false });
   registry.registerIterative(emptyRam(log));
   registry.registerState(
     { idstr: "dirty-bitmap-placeholder", version: 1 },
-    { ...timerHandlers(timer), needed: () => false },
+    { ...qemuTimerHandlers(timer), needed: () => false },
   );
   registry.registerState(
     GLOBAL_STATE_ID,

@@ -27,38 +27,14 @@ import {
 import { RamBlock } from "../../src/ram/ram-block.js";
 import { RamDevice } from "../../src/ram/ram-device.js";
 import { GLOBAL_STATE_ID, globalStateHandlers } from "../../src/savevm/global-state.js";
-import { Registry, type StateHandlers } from "../../src/savevm/registry.js";
+import { Registry } from "../../src/savevm/registry.js";
 import { StreamSaver } from "../../src/savevm/stream-saver.js";
 import { ByteWriter, MemorySink } from "../../src/wire/byte-writer.js";
+import { qemuTimerHandlers } from "../support/qemu-timer.js";
 
 const PAGE = 4096;
 const dir = mkdtempSync(join(tmpdir(), "ferry-inspect-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function timerHandlers(state: { ticks: bigint; clock: bigint }): StateHandlers {
-  return {
-    vmsdName: "timer",
-    save(w, vmdesc) {
-      w.i64(state.ticks).zeros(8).i64(state.clock);
-      if (!vmdesc) return undefined;
-      return {
-        vmsd_name: "timer",
-        version: 2,
-        fields: [
-          { name: "cpu_ticks_offset", type: "int64", size: 8 },
-          { name: "unused", type: "unused_buffer", size: 8 },
-          { name: "cpu_clock_offset", type: "int64", size: 8 },
-        ],
-      };
-    },
-    decode(r) {
-      const ticks = r.i64();
-      r.skip(8);
-      return { ticks, clock: r.i64() };
-    },
-    apply() {},
-  };
-}
 
 interface Built {
   bytes: Uint8Array;
@@ -78,7 +54,10 @@ async function build(
   rom.write(PAGE, page.subarray(0, 10));
   opts.fill?.(ram);
   const registry = new Registry();
-  registry.registerState({ idstr: "timer", version: 2 }, timerHandlers({ ticks: opts.ticks ?? -5n, clock: 0x1234n }));
+  registry.registerState(
+    { idstr: "timer", version: 2 },
+    qemuTimerHandlers({ ticks: opts.ticks ?? -5n, clock: 0x1234n }),
+  );
   registry.registerIterative(new RamDevice([ram, rom]));
   registry.registerState(GLOBAL_STATE_ID, globalStateHandlers({ runState: () => "paused", onLoad: () => {} }));
   const sink = new MemorySink();
