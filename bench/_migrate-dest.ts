@@ -6,22 +6,16 @@ import { MigrationDestination } from "../src/migration/destination.js";
 import { DEFAULT_SETTINGS } from "../src/migration/settings.js";
 import { listen } from "../src/transport/listen.js";
 import { SyntheticMachine } from "../test/support/synthetic-machine.js";
+import { rawReceive } from "./_raw-socket.js";
 
 const [mode, mibArg, prealloc] = process.argv.slice(2);
 const mib = Number(mibArg);
-const listener = await listen("tcp:127.0.0.1:0");
 if (mode === "raw") {
-  process.send?.({ ready: listener.uri });
-  const ch = await listener.accept();
   const t0 = performance.now();
-  let bytes = 0;
-  for (;;) {
-    const c = await ch.read();
-    if (c === null) break;
-    bytes += c.length;
-  }
+  const { bytes } = await rawReceive("tcp:127.0.0.1:0", (ready) => process.send?.({ ready }));
   process.send?.({ bytes, ms: performance.now() - t0 });
 } else {
+  const listener = await listen("tcp:127.0.0.1:0");
   const m = new SyntheticMachine({ blocksMiB: [mib] });
   // QEMU's -mem-prealloc: map the guest RAM before the stream arrives.
   if (prealloc === "prealloc") for (const b of m.blocks) b.prefault();

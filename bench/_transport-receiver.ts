@@ -1,25 +1,26 @@
 /**
  * Child process of bench/transport.ts: receives one stream and reports how many bytes/records arrived.
- * argv: MODE (raw | ferry) URI
+ * argv: MODE (raw | ferry) URI. raw: a plain Node server counting `'data'` bytes (no Ferry code); ferry: Ferry's
+ * listener and a ByteReader parsing every record and copying its page out.
  */
 import { listen } from "../src/transport/listen.js";
 import { ByteReader, NEED_MORE } from "../src/wire/byte-reader.js";
+import { rawReceive } from "./_raw-socket.js";
 
 const [mode, uri] = process.argv.slice(2);
 if (mode === undefined || uri === undefined) throw new Error("usage: MODE URI");
-const listener = await listen(uri);
-process.send?.({ ready: listener.uri });
-const ch = await listener.accept();
-const cpu0 = process.cpuUsage();
 let bytes = 0;
 let records = 0;
+let cpuMs: number;
 if (mode === "raw") {
-  for (;;) {
-    const c = await ch.read();
-    if (c === null) break;
-    bytes += c.length;
-  }
+  const got = await rawReceive(uri, (ready) => process.send?.({ ready }));
+  bytes = got.bytes;
+  cpuMs = got.cpuMs;
 } else {
+  const listener = await listen(uri);
+  process.send?.({ ready: listener.uri });
+  const ch = await listener.accept();
+  const cpu0 = process.cpuUsage();
   const r = new ByteReader(ch);
   const page = new Uint8Array(4096);
   const record = (r: ByteReader): boolean => {
@@ -38,8 +39,9 @@ if (mode === "raw") {
     records++;
   }
   bytes = r.offset;
+  const cpu = process.cpuUsage(cpu0);
+  cpuMs = (cpu.user + cpu.system) / 1000;
+  await ch.close();
 }
-const cpu = process.cpuUsage(cpu0);
-await ch.close();
-process.send?.({ bytes, records, cpuMs: (cpu.user + cpu.system) / 1000 });
+process.send?.({ bytes, records, cpuMs });
 process.disconnect?.();

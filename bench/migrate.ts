@@ -11,6 +11,7 @@ import { DEFAULT_SETTINGS } from "../src/migration/settings.js";
 import { MigrationSource } from "../src/migration/source.js";
 import { connect } from "../src/transport/connect.js";
 import { SyntheticMachine } from "../test/support/synthetic-machine.js";
+import { rawSend } from "./_raw-socket.js";
 import { type Figure, median, note } from "./_report.js";
 
 interface Child {
@@ -41,15 +42,8 @@ function child(mode: "ferry" | "raw", mib: number, prealloc = false): Promise<Ch
 async function rawCopy(ram: Uint8Array, mib: number): Promise<number> {
   const c = await child("raw", mib);
   try {
-    const ch = await connect(c.uri);
     const t0 = performance.now();
-    const inflight: Promise<void>[] = [];
-    for (let off = 0; off < ram.length; off += 4 << 20) {
-      inflight.push(ch.write(ram.subarray(off, Math.min(ram.length, off + (4 << 20)))));
-      if (inflight.length >= 4) await inflight.shift();
-    }
-    await Promise.all(inflight);
-    await ch.end();
+    await rawSend(c.uri, ram);
     await c.result;
     return (performance.now() - t0) / 1000;
   } finally {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { connect } from "../src/transport/connect.js";
 import { ByteWriter } from "../src/wire/byte-writer.js";
+import { rawSend } from "./_raw-socket.js";
 import { type Figure, median, note } from "./_report.js";
 
 const PAGE = 4096;
@@ -57,22 +58,6 @@ function makeRam(bytes: number): Uint8Array {
   return ram;
 }
 
-/**
- * Raw baseline: the same record bytes (built beforehand from the same RAM into one buffer, so the baseline reads
- * as many distinct bytes as Ferry does), written as 4 MiB views with up to 4 writes in flight.
- */
-async function sendRaw(uri: string, stream: Uint8Array): Promise<void> {
-  const ch = await connect(uri);
-  const inflight: Promise<void>[] = [];
-  const block = 4 * 1024 * 1024;
-  for (let s = 0; s < stream.length; s += block) {
-    inflight.push(ch.write(stream.subarray(s, Math.min(stream.length, s + block))));
-    if (inflight.length >= 4) await inflight.shift();
-  }
-  await Promise.all(inflight);
-  await ch.end();
-}
-
 /** The record stream of `ram`: be64 (offset | PAGE) + 4 KiB per page, then be64 EOS. */
 function buildStream(ram: Uint8Array): Uint8Array {
   const pages = ram.length / PAGE;
@@ -104,10 +89,10 @@ async function sendFerry(uri: string, ram: Uint8Array): Promise<void> {
   await ch.end();
 }
 
-async function once(mode: "raw" | "ferry", uri: string, ram: Uint8Array, stream: Uint8Array): Promise<Result> {
+async function runOnce(mode: "raw" | "ferry", uri: string, ram: Uint8Array, stream: Uint8Array): Promise<Result> {
   const rx = await receiver(mode, uri);
   try {
-    if (mode === "raw") await sendRaw(rx.uri, stream);
+    if (mode === "raw") await rawSend(rx.uri, stream);
     else await sendFerry(rx.uri, ram);
     return await rx.result;
   } finally {
@@ -138,7 +123,7 @@ export async function run(args: string[]): Promise<Figure[]> {
       for (let i = 0; i < runs; i++) {
         // Alternate the order so neither mode always runs first.
         for (const mode of i % 2 === 0 ? (["raw", "ferry"] as const) : (["ferry", "raw"] as const)) {
-          const r = await once(mode, uri, ram, stream);
+          const r = await runOnce(mode, uri, ram, stream);
           const gbps = r.bytes / 1e9 / r.seconds;
           (mode === "raw" ? raw : ferry).push(gbps);
           note(`${name} ${mode} run ${i + 1}: ${gbps.toFixed(2)} GB/s`);

@@ -7,7 +7,7 @@
 
 import { isMigrationError, MigrationError, toMigrationError } from "../errors.js";
 import { Command } from "../savevm/format.js";
-import { loadStream } from "../savevm/save-vm.js";
+import { loadStream, receiveIntoMachine } from "../savevm/save-vm.js";
 import type { StreamLoaderOptions } from "../savevm/stream-loader.js";
 import type { Channel } from "../transport/channel.js";
 import { ByteReader, type ByteReaderOptions } from "../wire/byte-reader.js";
@@ -97,6 +97,7 @@ export class MigrationDestination extends MigrationJob {
     try {
       channel = await accept();
       this.#channel = channel;
+      receiveIntoMachine(guest, channel);
       this.#setStatus("active");
       const r = new ByteReader(channel, this.#opts.reader);
       this.#reader = r;

@@ -27,7 +27,13 @@ export {
   PageBitmap,
   popcount32,
 } from "./dirty-bitmap.js";
-export { createSharedMemory, RamBlock, type RamBlockDescriptor, type RamBlockOptions } from "./ram-block.js";
+export {
+  createSharedMemory,
+  DEFAULT_RECEIVE_RING_BYTES,
+  RamBlock,
+  type RamBlockDescriptor,
+  type RamBlockOptions,
+} from "./ram-block.js";
 export { RamDevice, type RamDeviceOptions } from "./ram-device.js";
 export {
   KNOWN_RAM_FLAGS,

@@ -31,7 +31,18 @@ export interface RamBlockOptions {
    * SharedArrayBuffers.
    */
   readonly tracking: DirtyMapBuffers;
+  /**
+   * Bytes to set aside after the block, in a memory the block creates (not with `memory`), for a transport to read
+   * an incoming stream into: {@link RamBlock.receiveRing}. A multiple of 4096; default 0.
+   */
+  readonly receiveRingBytes: number;
 }
+
+/**
+ * What a machine sets aside after its main RAM block for the incoming stream ({@link RamBlockOptions}
+ * `receiveRingBytes`): 4 MiB, a socket channel's default read buffering. Untouched, it costs address space only.
+ */
+export const DEFAULT_RECEIVE_RING_BYTES = 4 * 1024 * 1024;
 
 /**
  * Everything needed to rebuild a {@link RamBlock} view in another thread. All members survive `postMessage`
@@ -105,6 +116,12 @@ export class RamBlock {
   readonly dirty: Uint8Array;
   /** The dirty map and ever-written bitmap, with the collector. */
   readonly dirtyMap: DirtyMap;
+  /**
+   * The bytes set aside after the block in its memory ({@link RamBlockOptions} `receiveRingBytes`), or
+   * `undefined`. The guest never addresses them; a destination lends them to its transport, whose reads then land
+   * in the block's own memory, so the RAM loader moves each page with one wasm `memory.copy`.
+   */
+  readonly receiveRing: Uint8Array | undefined;
   #ops: PageOps | undefined;
 
   /**
@@ -119,10 +136,18 @@ export class RamBlock {
       throw new RangeError(`Cannot create RAM block "${idstr}": size ${size} is not a multiple of 4096 in (0, 4 GiB]`);
     }
     const byteOffset = options.byteOffset ?? 0;
+    const ringBytes = options.receiveRingBytes ?? 0;
     let memory = options.memory;
+    if (!(Number.isSafeInteger(ringBytes) && ringBytes >= 0 && ringBytes % TARGET_PAGE_SIZE === 0)) {
+      throw new RangeError(
+        `Cannot create RAM block "${idstr}": receiveRingBytes ${ringBytes} is not a multiple of 4096`,
+      );
+    }
     if (memory === undefined) {
       if (byteOffset !== 0) throw new RangeError(`Cannot create RAM block "${idstr}": byteOffset needs a memory`);
-      memory = createSharedMemory(size);
+      memory = createSharedMemory(size + ringBytes);
+    } else if (ringBytes !== 0) {
+      throw new RangeError(`Cannot create RAM block "${idstr}": receiveRingBytes needs a memory the block creates`);
     }
     const buffer = memory.buffer;
     if (!(buffer instanceof SharedArrayBuffer)) {
@@ -143,6 +168,7 @@ export class RamBlock {
     this.buffer = buffer;
     this.byteOffset = byteOffset;
     this.bytes = new Uint8Array(buffer, byteOffset, size);
+    this.receiveRing = ringBytes === 0 ? undefined : new Uint8Array(buffer, size, ringBytes);
     this.dirtyMap = new DirtyMap(this.pages, options.tracking);
     this.dirty = this.dirtyMap.dirty;
     this.#ops = undefined;

@@ -236,7 +236,7 @@ export class RamLoader {
     } else {
       // All-or-nothing: an underflow is raised before any byte is copied. Within one received chunk this is a
       // view (no copy); across chunks, a fresh (aligned) copy.
-      const data = r.bytes(TARGET_PAGE_SIZE);
+      const data = r.view(TARGET_PAGE_SIZE);
       this.#copyPage(block, addr, data);
       this.#stats.normal++;
       // Loaded pages count as written, so this machine can migrate them again later.

@@ -56,6 +56,7 @@ export {
   loadStream,
   loadVm,
   type MigratableMachine,
+  receiveIntoMachine,
   type SaveVmOptions,
   saveVm,
 } from "./save-vm.js";

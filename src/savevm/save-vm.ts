@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Channel } from "../transport/channel.js";
+import { type ByteSource, type Channel, isLendingSource } from "../transport/channel.js";
 import { ByteReader, type ByteReaderOptions } from "../wire/byte-reader.js";
 import { ByteWriter, type ByteWriterOptions } from "../wire/byte-writer.js";
 import type { MachineConfig } from "./config.js";
@@ -19,6 +19,12 @@ export interface MigratableMachine {
   readonly registry: Registry;
   /** Machine type, page bits, capabilities, UUID. */
   readonly config: MachineConfig;
+  /**
+   * Memory the machine sets aside for an incoming stream: a transport that can (a socket channel) reads into it
+   * instead of its own buffers. Placed after the main RAM block in the block's wasm memory
+   * (`RamBlock.receiveRing`), it lets the RAM loader move each page with one wasm `memory.copy`. Optional.
+   */
+  readonly receiveMemory?: Uint8Array | undefined;
 }
 
 /** Options of {@link saveVm}. */
@@ -75,7 +81,20 @@ export async function loadVm(
   channel: Pick<Channel, "read">,
   options: Partial<LoadVmOptions> = {},
 ): Promise<LoadResult> {
+  receiveIntoMachine(machine, channel);
   return loadStream(machine, new ByteReader(channel, options.reader), options);
+}
+
+/**
+ * Lets `source` read the incoming stream into the memory `machine` set aside for it
+ * ({@link MigratableMachine.receiveMemory}), when both can.
+ *
+ * @returns Whether the source now receives into the machine's memory.
+ */
+export function receiveIntoMachine(machine: MigratableMachine, source: ByteSource): boolean {
+  const memory = machine.receiveMemory;
+  if (memory === undefined || !isLendingSource(source) || source.receiveInto === undefined) return false;
+  return source.receiveInto(memory);
 }
 
 /**

@@ -49,3 +49,38 @@ export type ByteSink = Pick<Channel, "write">;
 
 /** The part of a {@link Channel} a reader needs. */
 export type ByteSource = Pick<Channel, "read">;
+
+/**
+ * A source that can lend its receive buffers instead of handing over chunks it allocated (a transport reading into
+ * a fixed ring, possibly inside guest memory, as QEMU's destination reads into its own buffer).
+ *
+ * Contract:
+ * - {@link LendingSource.readLent} returns the next chunk like `read()`, but the chunk is lent: its bytes stay
+ *   valid only until it is passed to {@link LendingSource.release}; the source then reuses the memory. The borrower
+ *   keeps no view of it afterwards.
+ * - Chunks may be released in any order; each exactly once.
+ * - The source stops receiving once {@link LendingSource.lendLimit} chunks are lent; a borrower that needs more
+ *   bytes while holding `lendLimit - 1` chunks must copy what it holds and release it first, or it waits forever.
+ * - `read()` keeps its meaning (the caller owns the chunk): it copies out of the lent memory.
+ */
+export interface LendingSource extends ByteSource {
+  /** Most chunks lent at once; 0 when this source does not lend (then `readLent()` returns owned chunks). */
+  readonly lendLimit: number;
+  /** Reads the next chunk, lent until {@link LendingSource.release}; `null` at end of stream. */
+  readLent(): Promise<Uint8Array | null>;
+  /** Gives a lent chunk back. */
+  release(chunk: Uint8Array): void;
+  /**
+   * Moves the source's receive buffers into `memory` (e.g. memory a machine set aside next to its RAM), if the
+   * source can; chunks already lent stay valid.
+   *
+   * @returns Whether later chunks will lie in `memory`.
+   */
+  receiveInto?(memory: Uint8Array): boolean;
+}
+
+/** Whether `source` lends its chunks ({@link LendingSource} with a positive `lendLimit`). */
+export function isLendingSource(source: ByteSource): source is LendingSource {
+  const s = source as Partial<LendingSource>;
+  return typeof s.readLent === "function" && typeof s.release === "function" && (s.lendLimit ?? 0) > 0;
+}

@@ -14,7 +14,7 @@ import type { Channel } from "./channel.js";
 import { spawnExecChannel } from "./exec-channel.js";
 import { openFdChannel } from "./fd-channel.js";
 import { openFileChannel } from "./file-channel.js";
-import { SocketChannel } from "./socket-channel.js";
+import { ringForHighWaterMark, SocketChannel } from "./socket-channel.js";
 import { formatUri, type MigrationUri, parseUri } from "./uri.js";
 
 /** Options of {@link connect}. */
@@ -86,10 +86,11 @@ async function connectSocket(
   description: string,
   options: Partial<ConnectOptions>,
 ): Promise<Channel> {
+  const ring = ringForHighWaterMark(options.highWaterMark);
   const socket: Socket =
     uri.kind === "tcp"
-      ? netConnect({ host: uri.host, port: uri.port, allowHalfOpen: true, noDelay: true })
-      : netConnect({ path: uri.path, allowHalfOpen: true });
+      ? netConnect({ host: uri.host, port: uri.port, allowHalfOpen: true, noDelay: true, onread: ring.onread })
+      : netConnect({ path: uri.path, allowHalfOpen: true, onread: ring.onread });
   const connected = new Promise<void>((resolve, reject) => {
     socket.once("connect", () => resolve());
     socket.once("error", (error) => reject(ioError(description, "connect to", error)));
@@ -108,5 +109,6 @@ async function connectSocket(
     description,
     idleTimeoutMs: options.idleTimeoutMs,
     highWaterMark: options.highWaterMark,
+    ring,
   });
 }

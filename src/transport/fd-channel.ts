@@ -14,7 +14,7 @@ import { ioError } from "./_errors.js";
 import type { Channel } from "./channel.js";
 import { takeFd } from "./fd-registry.js";
 import { FileChannel } from "./file-channel.js";
-import { SocketChannel } from "./socket-channel.js";
+import { ringForHighWaterMark, SocketChannel } from "./socket-channel.js";
 import type { UriSide } from "./uri.js";
 
 /** Options of {@link openFdChannel}. */
@@ -68,9 +68,12 @@ export function openFdChannel(name: string, side: UriSide, options: Partial<FdCh
     const twoWay = stats.isSocket();
     const canRead = twoWay || side === "listen";
     const canWrite = twoWay || side === "connect";
+    const ring = canRead ? ringForHighWaterMark(options.highWaterMark) : undefined;
     let socket: Socket;
     try {
-      socket = new Socket({ fd, readable: canRead, writable: canWrite, allowHalfOpen: true });
+      // `onread` is a documented option of `new net.Socket()` that @types/node 20 leaves out.
+      const socketOptions = { fd, readable: canRead, writable: canWrite, allowHalfOpen: true, onread: ring?.onread };
+      socket = new Socket(socketOptions as ConstructorParameters<typeof Socket>[0]);
     } catch (error) {
       throw ioError(description, "open", error);
     }
@@ -80,6 +83,7 @@ export function openFdChannel(name: string, side: UriSide, options: Partial<FdCh
       canWrite,
       idleTimeoutMs: options.idleTimeoutMs,
       highWaterMark: options.highWaterMark,
+      ring,
     });
   }
   return new FileChannel(fd, side, { description, position: null, ownsFd: true, blockSize: options.blockSize });

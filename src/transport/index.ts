@@ -22,7 +22,7 @@
  * @module
  */
 
-export type { ByteSink, ByteSource, Channel } from "./channel.js";
+export { type ByteSink, type ByteSource, type Channel, isLendingSource, type LendingSource } from "./channel.js";
 export { type ConnectOptions, connect, DEFAULT_CONNECT_TIMEOUT_MS } from "./connect.js";
 export { DEFAULT_STDERR_LIMIT, ExecChannel, type ExecChannelOptions, spawnExecChannel } from "./exec-channel.js";
 export { type FdChannelOptions, openFdChannel } from "./fd-channel.js";
@@ -47,7 +47,14 @@ export {
 } from "./file-channel.js";
 export { type AcceptOptions, type Listener, type ListenerAddress, type ListenOptions, listen } from "./listen.js";
 export { type ChannelPairOptions, createChannelPair, DEFAULT_PAIR_HIGH_WATER_MARK } from "./memory-channel.js";
-export { DEFAULT_SOCKET_HIGH_WATER_MARK, SocketChannel, type SocketChannelOptions } from "./socket-channel.js";
+export { DEFAULT_RING_SLOT_BYTES, MIN_RING_SLOTS, ReceiveRing, type RingConsumer } from "./receive-ring.js";
+export {
+  adoptAcceptedSocket,
+  DEFAULT_SOCKET_HIGH_WATER_MARK,
+  ringForHighWaterMark,
+  SocketChannel,
+  type SocketChannelOptions,
+} from "./socket-channel.js";
 export {
   type ExecUri,
   FDSET_PREFIX,

@@ -7,10 +7,11 @@
  * @module
  */
 
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import { MigrationError } from "../errors.js";
 import { abortError, closedError, directionError, endedError, ioError } from "./_errors.js";
-import type { Channel } from "./channel.js";
+import type { Channel, LendingSource } from "./channel.js";
+import { DEFAULT_RING_SLOT_BYTES, MIN_RING_SLOTS, ReceiveRing } from "./receive-ring.js";
 
 /** Options of {@link SocketChannel}. */
 export interface SocketChannelOptions {
@@ -29,6 +30,13 @@ export interface SocketChannelOptions {
    * on the sender); reading resumes when the queue drains to half of this. Default 4 MiB.
    */
   readonly highWaterMark: number | undefined;
+  /**
+   * The receive ring the socket reads into: the socket must have been created with `onread: ring.onread`
+   * ({@link ringSocketOptions}, {@link adoptAcceptedSocket}). The channel then lends its chunks
+   * ({@link SocketChannel.readLent}) and the ring's size bounds what is buffered (`highWaterMark` is unused).
+   * Without a ring the channel reads `'data'` events.
+   */
+  readonly ring: ReceiveRing | undefined;
 }
 
 /** Default {@link SocketChannelOptions.highWaterMark}: 4 MiB, what a ByteWriter keeps in flight by default (4 × 1 MiB). */
@@ -72,7 +80,7 @@ const resolved = Promise.resolve();
  * const channel = new SocketChannel(socket, { description: "tcp:127.0.0.1:4444" });
  * ```
  */
-export class SocketChannel implements Channel {
+export class SocketChannel implements Channel, LendingSource {
   readonly description: string;
   readonly canRead: boolean;
   readonly canWrite: boolean;
@@ -97,6 +105,7 @@ export class SocketChannel implements Channel {
   /** Set once this side destroyed the socket, so its `'close'` is not taken for a peer failure. */
   #destroyedHere = false;
   #idleTimer: NodeJS.Timeout | null = null;
+  readonly #ring: ReceiveRing | undefined;
 
   /**
    * @param socket A connected socket. The channel takes it over.
@@ -119,13 +128,47 @@ export class SocketChannel implements Channel {
     socket.setNoDelay(true);
     socket.on("error", (error) => this.#fail(this.#failure(error)));
     socket.on("close", () => this.#onClose());
+    const ring = options.ring;
+    this.#ring = ring;
+    if (ring !== undefined) {
+      ring.attach({
+        onLent: (chunk) => this.#onData(chunk),
+        onSlotFree: () => {
+          if (!socket.destroyed) socket.resume();
+        },
+      });
+    }
     if (this.canRead) {
-      socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+      if (ring === undefined) socket.on("data", (chunk: Buffer) => this.#onData(chunk));
       socket.on("end", () => this.#onEnd());
     }
   }
 
+  /** How many chunks {@link SocketChannel.readLent} lends at most: the ring's, or 0 without a ring. */
+  get lendLimit(): number {
+    return this.#ring?.lendLimit ?? 0;
+  }
+
+  /**
+   * Reads the next chunk. With a receive ring it is a copy (the caller owns it, as the Channel contract says);
+   * {@link SocketChannel.readLent} avoids that copy.
+   */
   read(): Promise<Uint8Array | null> {
+    const ring = this.#ring;
+    if (ring === undefined) return this.readLent();
+    return this.readLent().then((chunk) => {
+      if (chunk === null) return null;
+      const copy = chunk.slice();
+      ring.release(chunk);
+      return copy;
+    });
+  }
+
+  /**
+   * Reads the next chunk without copying it: with a receive ring, a view of a ring slot that stays valid until
+   * {@link SocketChannel.release}; without one, a chunk the caller owns (release is then a no-op).
+   */
+  readLent(): Promise<Uint8Array | null> {
     if (this.#head < this.#chunks.length) return Promise.resolve(this.#shift());
     if (this.#readError !== null) return Promise.reject(this.#readError);
     if (this.#eof) return Promise.resolve(null);
@@ -134,6 +177,24 @@ export class SocketChannel implements Channel {
     return new Promise<Uint8Array | null>((resolve, reject) => {
       this.#waiters.push({ resolve, reject });
     });
+  }
+
+  /**
+   * Moves the receive ring into `memory` (at least {@link MIN_RING_SLOTS} slots of 256 KiB): later reads land
+   * there. Chunks already lent stay valid.
+   *
+   * @returns False when the channel has no ring or `memory` is too small for one (reading goes on as before).
+   */
+  receiveInto(memory: Uint8Array): boolean {
+    if (this.#ring === undefined || memory.byteLength < MIN_RING_SLOTS * DEFAULT_RING_SLOT_BYTES) return false;
+    this.#ring.useMemory(memory, DEFAULT_RING_SLOT_BYTES);
+    return true;
+  }
+
+  /** Gives back a chunk {@link SocketChannel.readLent} returned; its ring slot may be read into again. */
+  release(chunk: Uint8Array): void {
+    // After close/abort the ring forgot its chunks; a late release from a reader that is unwinding is harmless.
+    if (this.#ring !== undefined && this.#readError === null) this.#ring.release(chunk);
   }
 
   write(chunk: Uint8Array): Promise<void> {
@@ -198,7 +259,7 @@ export class SocketChannel implements Channel {
     this.#destroy(true);
   }
 
-  #onData(chunk: Buffer): void {
+  #onData(chunk: Uint8Array): void {
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) {
       waiter.resolve(chunk);
@@ -207,7 +268,8 @@ export class SocketChannel implements Channel {
     if (this.#readError !== null) return;
     this.#chunks.push(chunk);
     this.#bytes += chunk.byteLength;
-    if (!this.#paused && this.#bytes > this.#highWaterMark) {
+    // With a ring, the ring's size bounds what is buffered (it stops the socket when its next slot is lent).
+    if (this.#ring === undefined && !this.#paused && this.#bytes > this.#highWaterMark) {
       this.#paused = true;
       this.#socket.pause();
     }
@@ -254,6 +316,7 @@ export class SocketChannel implements Channel {
     this.#chunks = [];
     this.#head = 0;
     this.#bytes = 0;
+    this.#ring?.releaseAll();
   }
 
   /** Records a failure (the first one wins), fails everything pending and destroys the socket. */
@@ -318,4 +381,56 @@ export class SocketChannel implements Channel {
       this.#idleTimer = null;
     }
   }
+}
+
+/**
+ * A receive ring sized for a channel whose read high-water mark is `highWaterMark` (default
+ * {@link DEFAULT_SOCKET_HIGH_WATER_MARK}): that many bytes in slots of at most 256 KiB, and at least
+ * {@link MIN_RING_SLOTS} slots.
+ */
+export function ringForHighWaterMark(highWaterMark = DEFAULT_SOCKET_HIGH_WATER_MARK): ReceiveRing {
+  if (!(Number.isSafeInteger(highWaterMark) && highWaterMark >= 1)) {
+    throw new RangeError(`Cannot make a receive ring: highWaterMark ${highWaterMark} is not a positive integer`);
+  }
+  const perSlot = Math.floor(highWaterMark / MIN_RING_SLOTS / 4096) * 4096;
+  const slotBytes = Math.min(DEFAULT_RING_SLOT_BYTES, Math.max(4096, perSlot));
+  const slots = Math.max(MIN_RING_SLOTS, Math.floor(highWaterMark / slotBytes));
+  return new ReceiveRing(new Uint8Array(slots * slotBytes), slotBytes);
+}
+
+/** The private part of a Node socket that {@link adoptAcceptedSocket} moves. */
+interface SocketHandle {
+  reading?: boolean;
+  readStart?: unknown;
+  useUserBuffer?: unknown;
+}
+
+/**
+ * Makes an accepted socket read into `ring`. Node 20's `net.Server` offers no `onread` for the sockets it
+ * accepts, so this moves the connection's handle into a new `net.Socket` made with `onread: ring.onread`; the
+ * server must have been created with `pauseOnConnect: true`, so no byte was read before the move. The old socket
+ * object is destroyed without its handle (the server then no longer counts it).
+ *
+ * This relies on `socket._handle`, which Node does not document; when it is missing or the socket has started
+ * reading, nothing is moved and the result is `undefined` (the caller resumes the socket and reads `'data'`).
+ *
+ * @returns The new socket, or `undefined` when the handle could not be moved.
+ */
+export function adoptAcceptedSocket(socket: Socket, ring: ReceiveRing): Socket | undefined {
+  const holder = socket as unknown as { _handle: SocketHandle | null };
+  const handle = holder._handle;
+  if (
+    handle === null ||
+    typeof handle !== "object" ||
+    typeof handle.readStart !== "function" ||
+    typeof handle.useUserBuffer !== "function" ||
+    handle.reading === true ||
+    socket.destroyed
+  ) {
+    return undefined;
+  }
+  holder._handle = null;
+  socket.destroy();
+  const options = { handle, allowHalfOpen: true, readable: true, writable: true, onread: ring.onread };
+  return new Socket(options as ConstructorParameters<typeof Socket>[0]);
 }

@@ -11,7 +11,7 @@
  */
 
 import { MigrationError, toMigrationError } from "../errors.js";
-import type { ByteSource } from "../transport/channel.js";
+import { type ByteSource, isLendingSource, type LendingSource } from "../transport/channel.js";
 
 /** Options of {@link ByteReader}. */
 export interface ByteReaderOptions {
@@ -55,6 +55,14 @@ export class ByteReader {
   readonly #maxBuffered: number;
   #chunks: Uint8Array[] = [];
   #views: DataView[] = [];
+  /** Per chunk: the lent chunk to give back to the source, or `undefined` for a chunk the reader owns. */
+  #lentOf: (Uint8Array | undefined)[] = [];
+  /** Lent chunks in #chunks. */
+  #lentHeld = 0;
+  /** The source, when it lends its chunks. */
+  readonly #lender: LendingSource | undefined;
+  /** Whether #cur is lent (so `bytes()` must copy). */
+  #curLent = false;
   /** Index of the current chunk in #chunks. */
   #ci = 0;
   /** Position inside the current chunk. */
@@ -78,6 +86,7 @@ export class ByteReader {
    */
   constructor(source: ByteSource | undefined, options: Partial<ByteReaderOptions> = {}) {
     this.#source = source;
+    this.#lender = source !== undefined && isLendingSource(source) ? source : undefined;
     this.#maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     if (source === undefined) this.#eof = true;
   }
@@ -124,6 +133,7 @@ export class ByteReader {
       // Make the buffer look empty so the synchronous fast paths fall through to #need(), which throws the
       // latched error: the latch costs nothing on the hot path.
       const off = this.offset;
+      this.#releaseAll();
       this.#chunks = [];
       this.#views = [];
       this.#ci = 0;
@@ -136,7 +146,39 @@ export class ByteReader {
     return this.#error;
   }
 
-  #append(input: Uint8Array): void {
+  /** Gives every lent chunk back to the source (the reader is failing: nothing reads them again). */
+  #releaseAll(): void {
+    const lender = this.#lender;
+    if (lender === undefined || this.#lentHeld === 0) return;
+    for (const lent of this.#lentOf) if (lent !== undefined) lender.release(lent);
+    this.#lentOf = this.#lentOf.map(() => undefined);
+    this.#lentHeld = 0;
+    this.#curLent = false;
+  }
+
+  /**
+   * Replaces every lent chunk the reader holds by a copy and gives the lent one back: the source lends only
+   * `lendLimit` chunks, so a record longer than that many chunks would otherwise wait forever for more bytes.
+   */
+  #unlendAll(): void {
+    const lender = this.#lender as LendingSource;
+    const chunks = this.#chunks;
+    for (let i = 0; i < chunks.length; i++) {
+      const lent = this.#lentOf[i];
+      if (lent === undefined) continue;
+      const copy = (chunks[i] as Uint8Array).slice();
+      chunks[i] = copy;
+      this.#views[i] = new DataView(copy.buffer);
+      this.#lentOf[i] = undefined;
+      lender.release(lent);
+    }
+    this.#lentHeld = 0;
+    this.#curLent = false;
+    this.#cur = chunks[this.#ci] ?? EMPTY;
+    this.#curView = this.#views[this.#ci] ?? new DataView(EMPTY.buffer);
+  }
+
+  #append(input: Uint8Array, lent?: Uint8Array): void {
     // Sources may hand us Uint8Array subclasses (Node's Buffer), whose slice() is a view, not a copy. Re-wrap them
     // as plain Uint8Arrays so that views we return behave like standard typed arrays.
     const chunk =
@@ -145,6 +187,8 @@ export class ByteReader {
         : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
     this.#chunks.push(chunk);
     this.#views.push(new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.#lentOf.push(lent);
+    if (lent !== undefined) this.#lentHeld++;
     this.#end += chunk.length;
     if (this.#chunks.length === this.#ci + 1) this.#enter(this.#ci);
   }
@@ -155,6 +199,7 @@ export class ByteReader {
     this.#ci = ci;
     this.#cur = this.#chunks[ci] ?? EMPTY;
     this.#curView = this.#views[ci] ?? new DataView(EMPTY.buffer);
+    this.#curLent = this.#lentOf[ci] !== undefined;
     this.#curBase = base;
     this.#pos = 0;
   }
@@ -166,6 +211,7 @@ export class ByteReader {
       this.#ci++;
       this.#cur = this.#chunks[this.#ci] as Uint8Array;
       this.#curView = this.#views[this.#ci] as DataView;
+      this.#curLent = this.#lentOf[this.#ci] !== undefined;
       this.#curBase = nextBase;
       this.#pos = 0;
     }
@@ -303,10 +349,30 @@ export class ByteReader {
   }
 
   /**
-   * Reads `n` bytes. Within one chunk this is a view (no copy) that stays valid: received chunks are never
-   * reused. Across chunks it is a fresh copy. QEMU: `qemu_get_buffer`.
+   * Reads `n` bytes the caller may keep. Within one chunk this is a view (no copy) when the reader owns the chunk,
+   * and a copy when the source lent it (a receive ring reuses its memory). Across chunks it is a fresh copy. QEMU:
+   * `qemu_get_buffer`.
    */
   bytes(n: number): Uint8Array {
+    if (n === 0) return EMPTY;
+    if (this.#pos >= this.#cur.length) this.#advance();
+    const p = this.#pos;
+    if (p + n <= this.#cur.length) {
+      this.#pos = p + n;
+      return this.#curLent ? this.#cur.slice(p, p + n) : this.#cur.subarray(p, p + n);
+    }
+    if (this.#end - this.offset < n) this.#need(n);
+    const out = new Uint8Array(n);
+    this.#copyOut(out, 0, n);
+    return out;
+  }
+
+  /**
+   * Reads `n` bytes for immediate use: within one chunk a view of the received bytes (no copy, even of a lent
+   * chunk), across chunks a fresh copy. The view is valid until the reader next waits for bytes (`fill`, `more`,
+   * `decode`, `atEnd`), when a lent chunk may go back to its source: copy what must outlive the current decoder.
+   */
+  view(n: number): Uint8Array {
     if (n === 0) return EMPTY;
     if (this.#pos >= this.#cur.length) this.#advance();
     const p = this.#pos;
@@ -394,8 +460,18 @@ export class ByteReader {
     const drop = this.#ci;
     let dropped = 0;
     for (let i = 0; i < drop; i++) dropped += (this.#chunks[i] as Uint8Array).length;
+    if (this.#lentHeld > 0) {
+      const lender = this.#lender as LendingSource;
+      for (let i = 0; i < drop; i++) {
+        const lent = this.#lentOf[i];
+        if (lent === undefined) continue;
+        this.#lentHeld--;
+        lender.release(lent);
+      }
+    }
     this.#chunks.splice(0, drop);
     this.#views.splice(0, drop);
+    this.#lentOf.splice(0, drop);
     this.#base += dropped;
     this.#ci = 0;
   }
@@ -438,19 +514,33 @@ export class ByteReader {
       this.#eof = true;
       return;
     }
+    const lender = this.#lender;
     let chunk: Uint8Array | null;
     try {
-      chunk = await this.#source.read();
+      if (lender !== undefined) {
+        // Holding all but one of what the source lends, the next read could wait forever: keep copies instead.
+        if (this.#lentHeld > 0 && this.#lentHeld >= lender.lendLimit - 1) this.#unlendAll();
+        chunk = await lender.readLent();
+      } else {
+        chunk = await this.#source.read();
+      }
     } catch (e) {
       throw this.fail(e);
+    }
+    if (this.#error !== undefined) {
+      // Failed while waiting (e.g. another caller latched an error): give the chunk straight back.
+      if (chunk !== null && lender !== undefined) lender.release(chunk);
+      throw this.#error;
     }
     if (chunk === null) {
       this.#eof = true;
       return;
     }
-    if (chunk.length > 0) {
+    if (chunk.length === 0) {
+      if (lender !== undefined) lender.release(chunk);
+    } else {
       const wasAtEnd = this.#pos >= this.#cur.length && this.#ci === this.#chunks.length - 1;
-      this.#append(chunk);
+      this.#append(chunk, lender === undefined ? undefined : chunk);
       if (wasAtEnd) this.#advance();
     }
   }

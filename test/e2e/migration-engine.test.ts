@@ -119,6 +119,18 @@ void suite("live migration of a running synthetic machine", () => {
       assert.equal(b.control.runState(), "running");
       await b.control.stop("paused");
       assert.equal(sameState(a, b), undefined);
+      if (kind === "tcp" || kind === "unix") {
+        // The accepted socket read the stream into the memory the destination set aside after its RAM.
+        assert.ok(
+          b.receiveMemory?.some((x) => x !== 0),
+          "the stream was received into the machine's receive memory",
+        );
+      } else {
+        assert.ok(
+          b.receiveMemory?.every((x) => x === 0),
+          "other transports leave the receive memory alone",
+        );
+      }
       const info = run.src.info();
       assert.equal(info.status, "completed");
       assert.ok((info.ram?.["dirty-sync-count"] ?? 0) >= 2);
