@@ -205,13 +205,20 @@ export async function startRun(o: RunOptions): Promise<RunInstance> {
 
   const machineControl: MachineControl = {
     runState: () => guest.control.runState(),
+    // QEMU 7.2 (qmp_stop, qmp_cont): during an incoming migration, stop and cont only decide whether the guest
+    // starts once the load completes.
     async stop() {
-      if (guest.control.runState() === "running") await guest.control.stop("paused");
+      const st = guest.control.runState();
+      if (st === "inmigrate") migration.autostart = false;
+      else if (st === "running") await guest.control.stop("paused");
     },
     async cont() {
       const st = guest.control.runState();
-      if (st === "inmigrate") throw new QmpError("GenericError", "Migration is not finalized yet");
-      if (st === "finish-migrate") throw new QmpError("GenericError", "Migration is in progress");
+      if (st === "inmigrate") {
+        migration.autostart = true;
+        return;
+      }
+      if (st === "finish-migrate") throw new QmpError("GenericError", "Migration is not finalized yet");
       if (st !== "running") await guest.control.cont();
     },
     quit: () => shutdown(),

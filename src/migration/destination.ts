@@ -26,8 +26,11 @@ export interface MigrationDestinationOptions {
   readonly settings: () => MigrationSettings;
   /** Receives MIGRATION / RESUME events. */
   readonly onEvent?: MigrationEventListener;
-  /** Stay paused after loading even when the source was running (QEMU's `-S`). Default false. */
-  readonly paused?: boolean;
+  /**
+   * Stay paused after loading even when the source was running (QEMU's `-S`). Default false. A function is asked
+   * when the load completes, so a QMP `stop` or `cont` during the load can change the answer (QEMU's `autostart`).
+   */
+  readonly paused?: boolean | (() => boolean);
   /** Reader caps. */
   readonly reader?: Partial<ByteReaderOptions>;
   /** Loader options (caps, vmdesc validation). */
@@ -134,7 +137,8 @@ export class MigrationDestination extends MigrationJob {
       this.#totalTime = performance.now() - this.#started;
       this.#setStatus("completed");
       if (received === undefined || received === "running") {
-        if (this.#opts.paused === true) guest.control.setRunState("paused");
+        const paused = this.#opts.paused;
+        if (typeof paused === "function" ? paused() : paused === true) guest.control.setRunState("paused");
         else {
           await guest.control.cont();
           this.#opts.onEvent?.({ event: "RESUME", data: {} });

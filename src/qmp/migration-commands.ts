@@ -70,11 +70,25 @@ export class MigrationControl {
   #destination: MigrationDestination | undefined;
   #listener: Listener | undefined;
   #last: "source" | "destination" | undefined;
+  #autostart: boolean;
 
   constructor(guest: MigratableGuest, server: QmpServer | undefined, options: MigrationControlOptions = {}) {
     this.#guest = guest;
     this.#server = server;
     this.#options = options;
+    this.#autostart = !(options.paused ?? false);
+  }
+
+  /**
+   * Whether the guest starts once an incoming migration completes (QEMU's `autostart`): false with `-S`
+   * ({@link MigrationControlOptions.paused}); QMP `stop` during the load clears it and `cont` sets it.
+   */
+  get autostart(): boolean {
+    return this.#autostart;
+  }
+
+  set autostart(value: boolean) {
+    this.#autostart = value;
   }
 
   /** The engine settings as currently configured. */
@@ -136,7 +150,7 @@ export class MigrationControl {
     const dst = new MigrationDestination(this.#guest, {
       settings: () => this.settings(),
       onEvent: this.#emit,
-      paused: this.#options.paused ?? false,
+      paused: () => !this.#autostart,
     });
     this.#destination = dst;
     this.#last = "destination";

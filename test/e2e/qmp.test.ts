@@ -45,7 +45,7 @@ function fakeMachine(initial: RunState = "paused"): MachineControl & { state: Ru
       if (m.state === "running") m.state = "paused";
     },
     cont: () => {
-      if (m.state === "inmigrate") throw new QmpError("GenericError", "Migration is not finalized yet");
+      if (m.state === "finish-migrate") throw new QmpError("GenericError", "Migration is not finalized yet");
       m.state = "running";
     },
     quit: () => {
@@ -552,7 +552,7 @@ void suite("QMP server: commands", () => {
     await client.execute("stop");
     await client.waitEvent("STOP", undefined, 1000);
     assert.equal(s.machine.state, "paused");
-    s.machine.state = "inmigrate";
+    s.machine.state = "finish-migrate";
     await fails(client.execute("cont"), "Migration is not finalized yet");
     s.machine.state = "paused";
   });

@@ -265,4 +265,29 @@ void suite("ferry run: ferry-synthetic", { timeout: 60_000 }, () => {
     assert.equal(await dst.exited, 0);
     assert.equal(await src.exited, 0);
   });
+  test("QMP stop during the incoming migration keeps the destination paused after it; cont then starts it", async () => {
+    const src = await ferryRun(["--machine", "ferry-synthetic", "--dirty-rate", "20000"]);
+    const dst = await ferryRun(["--machine", "ferry-synthetic", "--incoming", "tcp:127.0.0.1:0"]);
+    const cs = await client(src);
+    const cd = await client(dst);
+    assert.equal((await cd.execute("query-status")).status, "inmigrate");
+    // QEMU 7.2: stop and cont during inmigrate only clear or set autostart; neither fails nor changes the state.
+    await cd.execute("cont");
+    await cd.execute("stop");
+    assert.equal((await cd.execute("query-status")).status, "inmigrate");
+    await cs.execute("migrate-set-parameters", { "max-bandwidth": 0 });
+    await cs.execute("migrate", { uri: dst.incoming as string });
+    await until("the migration to end", async () =>
+      ["completed", "failed"].includes(String(await migrationStatus(cs))),
+    );
+    assert.equal(await migrationStatus(cs), "completed");
+    await until("the destination to finish loading", async () => (await migrationStatus(cd)) === "completed");
+    assert.equal((await cd.execute("query-status")).status, "paused");
+    await cd.execute("cont");
+    assert.equal((await cd.execute("query-status")).status, "running");
+    await cd.execute("quit");
+    await cs.execute("quit");
+    assert.equal(await dst.exited, 0);
+    assert.equal(await src.exited, 0);
+  });
 });
