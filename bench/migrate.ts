@@ -65,10 +65,15 @@ async function migrateOnce(src: SyntheticMachine, mib: number, prealloc = false)
     const settings = { ...DEFAULT_SETTINGS, maxBandwidth: 0, returnPath: true };
     const m = new MigrationSource(src, { settings: () => settings });
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     m.start(() => connect(c.uri));
     await m.done;
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     const r = await c.result;
+    note(
+      `  CPU: source ${Math.round((cpu.user + cpu.system) / 1000)} ms, destination ${String(r.cpuMs)} ms (wall ${Math.round(seconds * 1000)} ms)`,
+    );
     if (m.status !== "completed" || r.status !== "completed") {
       throw new Error(`migration ${m.status} / destination ${String(r.status)}: ${m.error?.message ?? r.error}`);
     }

@@ -4,7 +4,7 @@
  * test/e2e/guide-example.test.ts runs it.
  */
 
-import { DEFAULT_RECEIVE_RING_BYTES, RamBlock, RamDevice } from "ferry/ram";
+import { DEFAULT_IO_MEMORY_BYTES, RamBlock, RamDevice } from "ferry/ram";
 import { GLOBAL_STATE_ID, GlobalState, type MachineConfig, Registry, registerDevice } from "ferry/savevm";
 import { connect, listen } from "ferry/transport";
 import * as vm from "ferry/vmstate";
@@ -49,7 +49,7 @@ export class ToyMachine {
   readonly registry = new Registry();
   readonly config: MachineConfig;
   readonly ram: RamBlock;
-  readonly receiveMemory: Uint8Array | undefined;
+  readonly ioMemory: Uint8Array | undefined;
   readonly timer;
   runState = "running";
   readonly globalState = new GlobalState(() => this.runState);
@@ -57,9 +57,9 @@ export class ToyMachine {
   constructor(type: MachineType, ramBytes = 4 << 20) {
     this.config = { machineType: type, compatibleMachineTypes: type === "toy-1.1" ? ["toy-1.0"] : [] };
     // Guest RAM lives in a shared WebAssembly.Memory: a vCPU worker can run on it while the main thread sends.
-    this.ram = new RamBlock("toy.ram", ramBytes, { receiveRingBytes: DEFAULT_RECEIVE_RING_BYTES });
+    this.ram = new RamBlock("toy.ram", ramBytes, { ioMemoryBytes: DEFAULT_IO_MEMORY_BYTES });
     // Where an incoming socket stream is read: right after the RAM, so pages move with one wasm memory.copy.
-    this.receiveMemory = this.ram.receiveRing;
+    this.ioMemory = this.ram.ioMemory;
     this.registry.registerIterative(new RamDevice([this.ram]));
     const desc = timerDescription(MACHINE_TYPES[type]);
     this.timer = { desc, state: vm.initialState(desc) };

@@ -190,7 +190,7 @@ export class MigrationSource extends MigrationJob {
       const channel = await connect();
       this.#channel = channel;
       this.#checkCancel();
-      const w = new ByteWriter(channel, this.#opts.writer);
+      const w = new ByteWriter(channel, { stagingMemory: this.#guest.ioMemory, ...this.#opts.writer });
       this.#writer = w;
       saver = new StreamSaver(w, guest.registry, guest.config);
       const settings = this.#opts.settings();

@@ -29,7 +29,7 @@ export {
 } from "./dirty-bitmap.js";
 export {
   createSharedMemory,
-  DEFAULT_RECEIVE_RING_BYTES,
+  DEFAULT_IO_MEMORY_BYTES,
   RamBlock,
   type RamBlockDescriptor,
   type RamBlockOptions,

@@ -53,17 +53,17 @@ void suite("RamBlock", () => {
     assert.equal(b.isPageZero(1), true);
   });
 
-  test("receiveRingBytes sets memory aside after the block, in the block's own memory", () => {
-    const b = new RamBlock("pc.ram", 64 << 10, { receiveRingBytes: 32 << 10 });
+  test("ioMemoryBytes sets memory aside after the block, in the block's own memory", () => {
+    const b = new RamBlock("pc.ram", 64 << 10, { ioMemoryBytes: 32 << 10 });
     assert.equal(b.memory.buffer.byteLength, 128 << 10);
-    assert.equal(b.receiveRing?.buffer, b.buffer);
-    assert.equal(b.receiveRing?.byteOffset, 64 << 10);
-    assert.equal(b.receiveRing?.byteLength, 32 << 10);
+    assert.equal(b.ioMemory?.buffer, b.buffer);
+    assert.equal(b.ioMemory?.byteOffset, 64 << 10);
+    assert.equal(b.ioMemory?.byteLength, 32 << 10);
     assert.equal(b.bytes.byteLength, 64 << 10, "the guest sees only its RAM");
-    assert.equal(new RamBlock("pc.ram", 4096).receiveRing, undefined);
-    assert.throws(() => new RamBlock("pc.ram", 4096, { receiveRingBytes: 100 }), RangeError);
+    assert.equal(new RamBlock("pc.ram", 4096).ioMemory, undefined);
+    assert.throws(() => new RamBlock("pc.ram", 4096, { ioMemoryBytes: 100 }), RangeError);
     assert.throws(
-      () => new RamBlock("pc.ram", 4096, { memory: createSharedMemory(1 << 20), receiveRingBytes: 4096 }),
+      () => new RamBlock("pc.ram", 4096, { memory: createSharedMemory(1 << 20), ioMemoryBytes: 4096 }),
       /needs a memory the block creates/,
     );
   });

@@ -32,17 +32,18 @@ export interface RamBlockOptions {
    */
   readonly tracking: DirtyMapBuffers;
   /**
-   * Bytes to set aside after the block, in a memory the block creates (not with `memory`), for a transport to read
-   * an incoming stream into: {@link RamBlock.receiveRing}. A multiple of 4096; default 0.
+   * Bytes to set aside after the block, in a memory the block creates (not with `memory`), for migration I/O:
+   * {@link RamBlock.ioMemory}. A multiple of 4096; default 0.
    */
-  readonly receiveRingBytes: number;
+  readonly ioMemoryBytes: number;
 }
 
 /**
- * What a machine sets aside after its main RAM block for the incoming stream ({@link RamBlockOptions}
- * `receiveRingBytes`): 4 MiB, a socket channel's default read buffering. Untouched, it costs address space only.
+ * What a machine sets aside after its main RAM block for migration I/O ({@link RamBlockOptions} `ioMemoryBytes`):
+ * 8 MiB, room for a writer's staging buffers (8 of 1 MiB) or a socket's receive ring (32 slots of 256 KiB).
+ * Untouched, it costs address space only.
  */
-export const DEFAULT_RECEIVE_RING_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_IO_MEMORY_BYTES = 8 * 1024 * 1024;
 
 /**
  * Everything needed to rebuild a {@link RamBlock} view in another thread. All members survive `postMessage`
@@ -117,11 +118,12 @@ export class RamBlock {
   /** The dirty map and ever-written bitmap, with the collector. */
   readonly dirtyMap: DirtyMap;
   /**
-   * The bytes set aside after the block in its memory ({@link RamBlockOptions} `receiveRingBytes`), or
-   * `undefined`. The guest never addresses them; a destination lends them to its transport, whose reads then land
-   * in the block's own memory, so the RAM loader moves each page with one wasm `memory.copy`.
+   * The bytes set aside after the block in its memory ({@link RamBlockOptions} `ioMemoryBytes`), or
+   * `undefined`. The guest never addresses them. A source stages its outgoing records there and a destination's
+   * socket reads into them, so the RAM saver and loader move each page with one wasm `memory.copy` within the
+   * block's own memory (node-perf-probes recommendation 5).
    */
-  readonly receiveRing: Uint8Array | undefined;
+  readonly ioMemory: Uint8Array | undefined;
   #ops: PageOps | undefined;
 
   /**
@@ -136,18 +138,16 @@ export class RamBlock {
       throw new RangeError(`Cannot create RAM block "${idstr}": size ${size} is not a multiple of 4096 in (0, 4 GiB]`);
     }
     const byteOffset = options.byteOffset ?? 0;
-    const ringBytes = options.receiveRingBytes ?? 0;
+    const ringBytes = options.ioMemoryBytes ?? 0;
     let memory = options.memory;
     if (!(Number.isSafeInteger(ringBytes) && ringBytes >= 0 && ringBytes % TARGET_PAGE_SIZE === 0)) {
-      throw new RangeError(
-        `Cannot create RAM block "${idstr}": receiveRingBytes ${ringBytes} is not a multiple of 4096`,
-      );
+      throw new RangeError(`Cannot create RAM block "${idstr}": ioMemoryBytes ${ringBytes} is not a multiple of 4096`);
     }
     if (memory === undefined) {
       if (byteOffset !== 0) throw new RangeError(`Cannot create RAM block "${idstr}": byteOffset needs a memory`);
       memory = createSharedMemory(size + ringBytes);
     } else if (ringBytes !== 0) {
-      throw new RangeError(`Cannot create RAM block "${idstr}": receiveRingBytes needs a memory the block creates`);
+      throw new RangeError(`Cannot create RAM block "${idstr}": ioMemoryBytes needs a memory the block creates`);
     }
     const buffer = memory.buffer;
     if (!(buffer instanceof SharedArrayBuffer)) {
@@ -168,7 +168,7 @@ export class RamBlock {
     this.buffer = buffer;
     this.byteOffset = byteOffset;
     this.bytes = new Uint8Array(buffer, byteOffset, size);
-    this.receiveRing = ringBytes === 0 ? undefined : new Uint8Array(buffer, size, ringBytes);
+    this.ioMemory = ringBytes === 0 ? undefined : new Uint8Array(buffer, size, ringBytes);
     this.dirtyMap = new DirtyMap(this.pages, options.tracking);
     this.dirty = this.dirtyMap.dirty;
     this.#ops = undefined;

@@ -87,11 +87,6 @@ export class RamSaver {
   #lastSent = -1;
   #active = false;
   readonly #collect: CollectResult = { marked: 0, added: 0 };
-  /**
-   * Stream offset where the writer's current staging buffer began (set by the `push()` at each batch start), to
-   * know the staging alignment of each page (see `#startBatch`).
-   */
-  #stagedFrom = 0;
   /** An 8-aligned page-sized buffer for pages whose staging position is not 8-aligned. */
   readonly #bounce = new Uint8Array(TARGET_PAGE_SIZE);
   // Rate bookkeeping.
@@ -285,7 +280,6 @@ export class RamSaver {
    */
   #startBatch(w: ByteWriter): void {
     w.push();
-    this.#stagedFrom = w.offset;
   }
 
   #countSent(sent: number, now: number): void {
@@ -363,14 +357,18 @@ export class RamSaver {
     } else {
       w.u64n(off + (RamFlag.Page | cont));
       if (named) this.#putName(w, bi, block);
-      const page = block.bytes.subarray(off, off + TARGET_PAGE_SIZE);
-      if (((w.offset - this.#stagedFrom) & 7) === 0) {
-        w.bytes(page);
+      const at = w.claim(TARGET_PAGE_SIZE);
+      const staging = w.staging;
+      if (staging.buffer === block.buffer) {
+        // Staging lies in the block's own wasm memory (the machine's I/O memory): one memory.copy, any alignment.
+        block.ops.copy(staging.byteOffset + at, block.byteOffset + off, TARGET_PAGE_SIZE);
+      } else if (((staging.byteOffset + at) & 7) === 0) {
+        staging.set(block.bytes.subarray(off, off + TARGET_PAGE_SIZE), at);
       } else {
         // Misaligned staging position: an aligned copy out of shared memory plus a plain memcpy beats the
         // byte-wise shared copy 2× (see #startBatch).
-        this.#bounce.set(page);
-        w.bytes(this.#bounce);
+        this.#bounce.set(block.bytes.subarray(off, off + TARGET_PAGE_SIZE));
+        staging.set(this.#bounce, at);
       }
       this.#stats.normal++;
       this.#stats.normalBytes += TARGET_PAGE_SIZE;

@@ -20,11 +20,12 @@ export interface MigratableMachine {
   /** Machine type, page bits, capabilities, UUID. */
   readonly config: MachineConfig;
   /**
-   * Memory the machine sets aside for an incoming stream: a transport that can (a socket channel) reads into it
-   * instead of its own buffers. Placed after the main RAM block in the block's wasm memory
-   * (`RamBlock.receiveRing`), it lets the RAM loader move each page with one wasm `memory.copy`. Optional.
+   * Memory the machine sets aside for migration I/O, after its main RAM block in the block's wasm memory
+   * (`RamBlock.ioMemory`). Saving stages the outgoing stream in it; loading lets a transport that can (a socket
+   * channel) read into it. Either way the RAM saver and loader move each page with one wasm `memory.copy`. It is
+   * used by one stream at a time: a machine is never saved while it loads. Optional.
    */
-  readonly receiveMemory?: Uint8Array | undefined;
+  readonly ioMemory?: Uint8Array | undefined;
 }
 
 /** Options of {@link saveVm}. */
@@ -51,7 +52,7 @@ export async function saveVm(
   channel: Pick<Channel, "write" | "end">,
   options: Partial<SaveVmOptions> = {},
 ): Promise<number> {
-  const w = new ByteWriter(channel, options.writer);
+  const w = new ByteWriter(channel, { stagingMemory: machine.ioMemory, ...options.writer });
   const saver = new StreamSaver(w, machine.registry, machine.config, options);
   try {
     saver.writeHeader();
@@ -87,12 +88,12 @@ export async function loadVm(
 
 /**
  * Lets `source` read the incoming stream into the memory `machine` set aside for it
- * ({@link MigratableMachine.receiveMemory}), when both can.
+ * ({@link MigratableMachine.ioMemory}), when both can.
  *
  * @returns Whether the source now receives into the machine's memory.
  */
 export function receiveIntoMachine(machine: MigratableMachine, source: ByteSource): boolean {
-  const memory = machine.receiveMemory;
+  const memory = machine.ioMemory;
   if (memory === undefined || !isLendingSource(source) || source.receiveInto === undefined) return false;
   return source.receiveInto(memory);
 }

@@ -127,6 +127,58 @@ void suite("ByteWriter", () => {
     assert.equal(received, 192);
   });
 
+  test("stagingMemory: buffers are cut from it, recycled, and plain buffers fill in when all are in the sink", async () => {
+    const memory = new Uint8Array(new SharedArrayBuffer(64 * 3 + 10));
+    const pending: (() => void)[] = [];
+    const chunks: Uint8Array[] = [];
+    const copies: number[][] = [];
+    const sink = {
+      write(chunk: Uint8Array): Promise<void> {
+        chunks.push(chunk);
+        copies.push(Array.from(chunk));
+        return new Promise<void>((resolve) => pending.push(resolve));
+      },
+    };
+    const plain = new ByteWriter(sink, { bufferSize: 64 });
+    assert.equal(plain.staging.buffer instanceof SharedArrayBuffer, false);
+    const w = new ByteWriter(sink, { bufferSize: 64, maxInFlight: 8, stagingMemory: memory });
+    assert.equal(w.staging.buffer, memory.buffer);
+    for (let i = 0; i < 80; i++) w.u32(i); // 320 bytes: five buffers, only three fit in the memory
+    w.push();
+    assert.deepEqual(
+      chunks.map((c) => c.buffer === memory.buffer),
+      [true, true, true, false, false],
+      "when every slot is in the sink, plain buffers are used",
+    );
+    for (const done of pending.splice(0)) done();
+    await new Promise((r) => setImmediate(r));
+    w.u32(80).push(); // the plain buffer that was current
+    w.u32(81).push();
+    assert.equal(chunks.at(-1)?.buffer, memory.buffer, "slots are recycled, and used before plain buffers");
+    for (const done of pending.splice(0)) done();
+    // What the sink saw is the stream, in order.
+    const bytes = new Uint8Array(copies.flat());
+    const view = new DataView(bytes.buffer);
+    assert.equal(bytes.length, 328);
+    for (let i = 0; i <= 81; i++) assert.equal(view.getUint32(i * 4), i);
+  });
+
+  test("claim() reserves bytes in the current staging buffer", () => {
+    const sink = new MemorySink();
+    const w = new ByteWriter(sink, { bufferSize: 64 });
+    w.u32(0xaabbccdd);
+    const at = w.claim(8);
+    assert.equal(at, 4);
+    w.staging.set([1, 2, 3, 4, 5, 6, 7, 8], at);
+    const again = w.claim(60); // does not fit behind the 12 staged bytes: a new buffer
+    assert.equal(again, 0);
+    w.staging.fill(9, again, again + 60);
+    w.push();
+    assert.deepEqual(Array.from(sink.bytes()), [0xaa, 0xbb, 0xcc, 0xdd, 1, 2, 3, 4, 5, 6, 7, 8, ...Array(60).fill(9)]);
+    assert.equal(w.offset, 72);
+    assert.throws(() => w.claim(65), RangeError);
+  });
+
   test("the first sink error is latched and reported by every later call", async () => {
     const boom = new MigrationError("TRANSPORT", "Cannot write: peer closed");
     let calls = 0;

@@ -27,6 +27,13 @@ export interface ByteWriterOptions {
    * being copied ({@link ByteWriter.bytesNoCopy} always does). Default: `bufferSize / 2`.
    */
   readonly passThroughThreshold: number;
+  /**
+   * Memory to cut the staging buffers from (as many whole `bufferSize` buffers as fit), e.g. the I/O memory a
+   * machine sets aside next to its RAM in the same wasm memory, so the RAM saver copies pages into staging with
+   * one wasm `memory.copy`. When every one of them is in the sink, a plain buffer is allocated. Default: plain
+   * buffers only.
+   */
+  readonly stagingMemory: Uint8Array | undefined;
 }
 
 const DEFAULT_BUFFER_SIZE = 1024 * 1024;
@@ -60,6 +67,8 @@ export class ByteWriter {
   /** Bytes handed to the sink so far; `offset` = this + `#pos`. */
   #flushed = 0;
   #pool: Uint8Array[] = [];
+  /** Buffers cut from `stagingMemory`: always recycled. */
+  readonly #slots = new Set<Uint8Array>();
   #inFlight = new Set<Promise<void>>();
   #error: MigrationError | undefined;
   #waiters: (() => void)[] = [];
@@ -76,8 +85,17 @@ export class ByteWriter {
     }
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.#passThrough = options.passThroughThreshold ?? this.#bufferSize / 2;
-    this.#buf = new Uint8Array(this.#bufferSize);
-    this.#view = new DataView(this.#buf.buffer);
+    const memory = options.stagingMemory;
+    if (memory !== undefined) {
+      const size = this.#bufferSize;
+      for (let at = 0; at + size <= memory.byteLength; at += size) {
+        const slot = new Uint8Array(memory.buffer, memory.byteOffset + at, size);
+        this.#slots.add(slot);
+        this.#pool.unshift(slot);
+      }
+    }
+    this.#buf = this.#pool.pop() ?? new Uint8Array(this.#bufferSize);
+    this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   }
 
   /** Total bytes put so far (handed off or still staged): the stream offset of the next byte. */
@@ -123,7 +141,7 @@ export class ByteWriter {
     const chunk = this.#pos === full.length ? full : full.subarray(0, this.#pos);
     this.#send(chunk, full);
     this.#buf = this.#pool.pop() ?? new Uint8Array(this.#bufferSize);
-    this.#view = new DataView(this.#buf.buffer);
+    this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
     this.#pos = 0;
   }
 
@@ -139,7 +157,11 @@ export class ByteWriter {
     const tracked = p.then(
       () => {
         this.#inFlight.delete(tracked);
-        if (recycle !== undefined && this.#pool.length < this.#maxInFlight) this.#pool.push(recycle);
+        // Slots of stagingMemory go back always, and on top (popped first); plain buffers up to maxInFlight.
+        if (recycle !== undefined) {
+          if (this.#slots.has(recycle)) this.#pool.push(recycle);
+          else if (this.#pool.length < this.#maxInFlight) this.#pool.unshift(recycle);
+        }
         this.#wake();
       },
       (e: unknown) => {
@@ -332,6 +354,28 @@ export class ByteWriter {
       off += k;
     }
     return this;
+  }
+
+  /**
+   * Reserves `n` bytes (at most `bufferSize`) in the staging buffer for the caller to fill at once, before any
+   * other put: they go at {@link ByteWriter.staging}`[position … position + n)`. For copies a put method cannot
+   * make, e.g. wasm `memory.copy` from guest RAM into staging that lies in the same memory.
+   *
+   * @returns The position in {@link ByteWriter.staging}.
+   */
+  claim(n: number): number {
+    if (!(n >= 0 && n <= this.#bufferSize && Number.isInteger(n))) {
+      throw new RangeError(`Cannot claim ${n} bytes: the staging buffer holds ${this.#bufferSize}`);
+    }
+    this.#reserve(n);
+    const p = this.#pos;
+    this.#pos = p + n;
+    return p;
+  }
+
+  /** The current staging buffer (what {@link ByteWriter.claim} positions index). */
+  get staging(): Uint8Array {
+    return this.#buf;
   }
 
   /**

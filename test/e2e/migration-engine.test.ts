@@ -122,12 +122,12 @@ void suite("live migration of a running synthetic machine", () => {
       if (kind === "tcp" || kind === "unix") {
         // The accepted socket read the stream into the memory the destination set aside after its RAM.
         assert.ok(
-          b.receiveMemory?.some((x) => x !== 0),
+          b.ioMemory?.some((x) => x !== 0),
           "the stream was received into the machine's receive memory",
         );
       } else {
         assert.ok(
-          b.receiveMemory?.every((x) => x === 0),
+          b.ioMemory?.every((x) => x === 0),
           "other transports leave the receive memory alone",
         );
       }

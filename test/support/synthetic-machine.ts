@@ -4,7 +4,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { GuestControl, MigratableGuest, RunState } from "../../src/migration/guest.js";
-import { DEFAULT_RECEIVE_RING_BYTES, RamBlock } from "../../src/ram/ram-block.js";
+import { DEFAULT_IO_MEMORY_BYTES, RamBlock } from "../../src/ram/ram-block.js";
 import { RamDevice } from "../../src/ram/ram-device.js";
 import type { MachineConfig } from "../../src/savevm/config.js";
 import { GLOBAL_STATE_ID, GlobalState } from "../../src/savevm/global-state.js";
@@ -54,8 +54,8 @@ export class SyntheticMachine implements MigratableGuest {
   readonly registry = new Registry();
   readonly config: MachineConfig;
   readonly blocks: RamBlock[];
-  /** The memory after the first RAM block that an incoming socket stream is read into. */
-  readonly receiveMemory: Uint8Array | undefined;
+  /** Migration I/O memory after the first RAM block: outgoing staging, or the incoming socket's receive ring. */
+  readonly ioMemory: Uint8Array | undefined;
   readonly ram: RamDevice;
   readonly counter: CounterState = { ticks: 0n, label: "", regs: [0, 0, 0, 0, 0, 0, 0, 0] };
   readonly control: GuestControl;
@@ -69,10 +69,10 @@ export class SyntheticMachine implements MigratableGuest {
     this.blocks = (options.blocksMiB ?? [16, 4]).map(
       (mib, i) =>
         new RamBlock(i === 0 ? "pc.ram" : `extra${i}`, mib << 20, {
-          receiveRingBytes: i === 0 ? DEFAULT_RECEIVE_RING_BYTES : 0,
+          ioMemoryBytes: i === 0 ? DEFAULT_IO_MEMORY_BYTES : 0,
         }),
     );
-    this.receiveMemory = this.blocks[0]?.receiveRing;
+    this.ioMemory = this.blocks[0]?.ioMemory;
     this.ram = new RamDevice(this.blocks);
     this.registry.registerIterative(this.ram);
     this.registry.registerState({ idstr: "counter", version: 1 }, counterHandlers(this.counter));

@@ -12,7 +12,7 @@
  */
 
 import type { GuestControl, MigratableGuest, RunState } from "../../migration/guest.js";
-import { DEFAULT_RECEIVE_RING_BYTES, RamBlock } from "../../ram/ram-block.js";
+import { DEFAULT_IO_MEMORY_BYTES, RamBlock } from "../../ram/ram-block.js";
 import { RamDevice } from "../../ram/ram-device.js";
 import type { MachineConfig } from "../../savevm/config.js";
 import { GLOBAL_STATE_ID, GlobalState } from "../../savevm/global-state.js";
@@ -64,8 +64,8 @@ export class Rv32Machine implements MigratableGuest {
   readonly control: GuestControl;
   /** The RAM block (`riscv_virt_board.ram`). */
   readonly block: RamBlock;
-  /** The memory after the RAM block that an incoming socket stream is read into. */
-  readonly receiveMemory: Uint8Array | undefined;
+  /** Migration I/O memory after the RAM block: outgoing staging, or the incoming socket's receive ring. */
+  readonly ioMemory: Uint8Array | undefined;
   /** The iterative `ram` entry. */
   readonly ram: RamDevice;
   /** The devices' vmstate objects. */
@@ -86,8 +86,8 @@ export class Rv32Machine implements MigratableGuest {
     }
     this.devices = options.devices ?? createRv32Devices(options.machineType);
     this.config = { machineType: this.devices.machineType };
-    this.block = new RamBlock(RV32_RAM_IDSTR, size, { receiveRingBytes: DEFAULT_RECEIVE_RING_BYTES });
-    this.receiveMemory = this.block.receiveRing;
+    this.block = new RamBlock(RV32_RAM_IDSTR, size, { ioMemoryBytes: DEFAULT_IO_MEMORY_BYTES });
+    this.ioMemory = this.block.ioMemory;
     this.ram = new RamDevice([this.block]);
     this.registry.registerIterative(this.ram);
     this.devices.register(this.registry);

@@ -11,7 +11,7 @@
 
 import { Worker } from "node:worker_threads";
 import type { GuestControl, MigratableGuest, RunState } from "../../migration/guest.js";
-import { DEFAULT_RECEIVE_RING_BYTES, RamBlock } from "../../ram/ram-block.js";
+import { DEFAULT_IO_MEMORY_BYTES, RamBlock } from "../../ram/ram-block.js";
 import { RamDevice } from "../../ram/ram-device.js";
 import type { MachineConfig } from "../../savevm/config.js";
 import { registerDevice } from "../../savevm/device-entry.js";
@@ -120,8 +120,8 @@ export class SyntheticGuest implements MigratableGuest {
   readonly control: GuestControl;
   readonly block: RamBlock;
   readonly ram: RamDevice;
-  /** The memory after the RAM block that an incoming socket stream is read into. */
-  readonly receiveMemory: Uint8Array | undefined;
+  /** Migration I/O memory after the RAM block: outgoing staging, or the incoming socket's receive ring. */
+  readonly ioMemory: Uint8Array | undefined;
   /** The `synthetic` device's state. */
   readonly state = vm.initialState(syntheticDevice);
   #runState: RunState = "prelaunch";
@@ -130,9 +130,9 @@ export class SyntheticGuest implements MigratableGuest {
 
   constructor(options: SyntheticGuestOptions = {}) {
     this.block = new RamBlock(SYNTHETIC_RAM_IDSTR, options.memory ?? 128 << 20, {
-      receiveRingBytes: DEFAULT_RECEIVE_RING_BYTES,
+      ioMemoryBytes: DEFAULT_IO_MEMORY_BYTES,
     });
-    this.receiveMemory = this.block.receiveRing;
+    this.ioMemory = this.block.ioMemory;
     this.ram = new RamDevice([this.block]);
     this.registry.registerIterative(this.ram);
     registerDevice(this.registry, syntheticDevice, this.state);
