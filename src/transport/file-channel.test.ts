@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, suite, test } from "node:test";
 import { isMigrationError } from "../errors.js";
-import type { Channel } from "./channel.js";
+import { ByteReader } from "../wire/byte-reader.js";
+import { type Channel, isLendingSource } from "./channel.js";
 import { addFdToSet, removeFdFromSet } from "./fd-registry.js";
 import { FileChannel, openFileChannel } from "./file-channel.js";
 
@@ -121,5 +123,43 @@ void suite("FileChannel", () => {
     const n = (await import("node:fs")).readSync(fd, rest, 0, 6, null);
     assert.equal(rest.subarray(0, n).toString(), " world");
     closeSync(fd);
+  });
+});
+
+void suite("FileChannel lending", () => {
+  test("a ByteReader reads a file through slots in given memory; records longer than the slots come out whole", async () => {
+    const path = join(dir, "lend.bin");
+    const data = randomBytes(3 * 1024 * 1024 + 123);
+    writeFileSync(path, data);
+    const block = 64 * 1024;
+    const input = new FileChannel(openSync(path, "r"), "listen", {
+      description: "lend",
+      position: 0,
+      ownsFd: true,
+      blockSize: block,
+    });
+    assert.ok(isLendingSource(input));
+    const memory = new Uint8Array(new SharedArrayBuffer(4 * block + 100));
+    assert.equal(input.receiveInto(memory.subarray(0, block)), false, "one block is too little");
+    assert.equal(input.receiveInto(memory), true);
+    assert.equal(input.lendLimit, 3);
+    const first = await input.readLent();
+    assert.equal(first?.buffer, memory.buffer, "blocks land in the given memory");
+    assert.deepEqual(first?.subarray(0, 16), new Uint8Array(data.subarray(0, 16)));
+    input.release(first as Uint8Array);
+    const r = new ByteReader(input);
+    const h = createHash("sha256").update(data.subarray(0, block));
+    let n = 1;
+    let at = block;
+    while (at < data.length) {
+      // Up to 300 KiB per record: more than the three lendable slots hold.
+      const want = Math.min(n, data.length - at);
+      h.update(await r.decode((r) => r.bytes(want)));
+      at += want;
+      n = (n * 48271) % 300_000 || 1;
+    }
+    assert.equal(await r.atEnd(), true);
+    assert.equal(h.digest("hex"), createHash("sha256").update(data).digest("hex"));
+    await input.close();
   });
 });

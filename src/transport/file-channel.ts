@@ -10,7 +10,7 @@
 import { close as closeFd, constants, ftruncate, open, read, write } from "node:fs";
 import type { MigrationError } from "../errors.js";
 import { abortError, closedError, directionError, endedError, ioError } from "./_errors.js";
-import type { Channel } from "./channel.js";
+import type { Channel, LendingSource } from "./channel.js";
 import { findFdInSet } from "./fd-registry.js";
 import { FDSET_PREFIX, formatUri, type UriSide } from "./uri.js";
 
@@ -28,6 +28,17 @@ export interface FileChannelOptions {
 
 /** Default {@link FileChannelOptions.blockSize}: 1 MiB. */
 export const DEFAULT_FILE_BLOCK_SIZE = 1024 * 1024;
+
+/** Blocks a reading file channel keeps in its own memory: one lent to the reader's record and three read ahead. */
+const OWN_READ_SLOTS = 4;
+
+/** A read issued ahead of the reader. */
+interface PendingRead {
+  readonly slot: Uint8Array;
+  /** Where it reads: a file offset, or null for the descriptor's position. */
+  readonly position: number | null;
+  readonly done: Promise<number>;
+}
 
 /** What the {@link FileChannel} constructor needs. */
 export interface FileChannelInit {
@@ -113,10 +124,14 @@ export async function openFileChannel(
  * A one-way channel over a file descriptor: write-only for `"connect"`, read-only for `"listen"`.
  *
  * Writes run one at a time in order (several may be outstanding; each resolves once its bytes are in the file).
- * Reads return blocks of up to `blockSize` bytes in fresh buffers, and `null` at end of file. `end()` waits for the
- * writes, truncates if asked, and closes the descriptor when the channel owns it.
+ * `end()` waits for the writes, truncates if asked, and closes the descriptor when the channel owns it.
+ *
+ * Reading goes through `blockSize` slots, read ahead in order (positional reads run several at a time; reads at the
+ * descriptor's own position one at a time), and lends them ({@link FileChannel.readLent}): a slot is read into
+ * again only once it is given back. `read()` returns copies. The slots are the channel's own memory (4 blocks) or,
+ * after {@link FileChannel.receiveInto}, a machine's I/O memory. `null` marks the end of the file.
  */
-export class FileChannel implements Channel {
+export class FileChannel implements Channel, LendingSource {
   readonly description: string;
   readonly canRead: boolean;
   readonly canWrite: boolean;
@@ -136,6 +151,16 @@ export class FileChannel implements Channel {
   #closing: Promise<void> | null = null;
   #eof = false;
   #fdClosed = false;
+  /** Slots of the current memory (own or set by receiveInto). */
+  #slots: Set<Uint8Array> = new Set();
+  /** Slots of the current memory that are neither being read into nor lent. */
+  #free: Uint8Array[] = [];
+  /** Reads issued ahead, in stream order. */
+  readonly #ahead: PendingRead[] = [];
+  /** Lent chunk → its slot. */
+  readonly #lent = new Map<Uint8Array, Uint8Array>();
+  /** A read returned 0 bytes: issue no more. */
+  #sawEnd = false;
 
   /**
    * @param fd An open descriptor: writable for `"connect"`, readable for `"listen"`.
@@ -157,12 +182,140 @@ export class FileChannel implements Channel {
     }
   }
 
-  read(): Promise<Uint8Array | null> {
-    if (this.#error !== null) return Promise.reject(this.#error);
-    if (!this.canRead) return Promise.reject(directionError(this.description, "read"));
-    const result = this.#tail.then(() => this.#readBlock());
-    this.#tail = result.catch(() => {});
-    return result;
+  /** How many chunks {@link FileChannel.readLent} lends at most: all slots but one. */
+  get lendLimit(): number {
+    return this.canRead ? Math.max(this.#slots.size, OWN_READ_SLOTS) - 1 : 0;
+  }
+
+  /** Reads the next block; the caller owns it (a copy of the lent slot). */
+  async read(): Promise<Uint8Array | null> {
+    const chunk = await this.readLent();
+    if (chunk === null) return null;
+    const copy = chunk.slice();
+    this.release(chunk);
+    return copy;
+  }
+
+  /**
+   * Reads the next block as a view of a slot, valid until {@link FileChannel.release}.
+   *
+   * @returns Up to `blockSize` bytes, or `null` at the end of the file.
+   */
+  async readLent(): Promise<Uint8Array | null> {
+    if (this.#error !== null) throw this.#error;
+    if (!this.canRead) throw directionError(this.description, "read");
+    for (;;) {
+      if (this.#eof) return null;
+      if (this.#slots.size === 0) this.#useSlots(this.#ownSlots());
+      this.#readAhead(true);
+      const head = this.#ahead.shift();
+      if (head === undefined) {
+        throw new Error(`Cannot read ${this.description}: every slot is lent (a borrower kept more than lendLimit)`);
+      }
+      let n: number;
+      try {
+        n = await head.done;
+      } catch (error) {
+        this.#putBack(head.slot);
+        throw error;
+      }
+      this.#check();
+      if (n === 0) {
+        this.#putBack(head.slot);
+        this.#eof = true;
+        await this.#settleReads();
+        await this.#closeFd();
+        return null;
+      }
+      this.#done += n;
+      if (head.position !== null && n < head.slot.byteLength && this.#ahead.length > 0) {
+        // A short read before the end of the file (rare on local files): the reads issued after it start past
+        // bytes it did not return. Drop them and read on from where it stopped.
+        await this.#settleReads();
+        for (const r of this.#ahead.splice(0)) this.#putBack(r.slot);
+        this.#position = head.position + n;
+        this.#sawEnd = false;
+      }
+      const chunk = n === head.slot.byteLength ? head.slot : head.slot.subarray(0, n);
+      this.#lent.set(chunk, head.slot);
+      this.#readAhead(false);
+      return chunk;
+    }
+  }
+
+  /** Gives back a chunk {@link FileChannel.readLent} returned. */
+  release(chunk: Uint8Array): void {
+    const slot = this.#lent.get(chunk);
+    if (slot === undefined) return;
+    this.#lent.delete(chunk);
+    this.#putBack(slot);
+    if (this.#error === null && !this.#eof) this.#readAhead(false);
+  }
+
+  /**
+   * Reads later blocks into `memory` (e.g. a machine's I/O memory), cut into `blockSize` slots; blocks already read
+   * ahead or lent stay where they are.
+   *
+   * @returns False when `memory` holds fewer than two blocks, or the channel writes.
+   */
+  receiveInto(memory: Uint8Array): boolean {
+    const size = this.#blockSize;
+    if (!this.canRead || memory.byteLength < 2 * size) return false;
+    const slots: Uint8Array[] = [];
+    for (let at = 0; at + size <= memory.byteLength; at += size) {
+      slots.push(new Uint8Array(memory.buffer, memory.byteOffset + at, size));
+    }
+    this.#useSlots(slots);
+    return true;
+  }
+
+  #ownSlots(): Uint8Array[] {
+    const memory = new Uint8Array(OWN_READ_SLOTS * this.#blockSize);
+    return Array.from(
+      { length: OWN_READ_SLOTS },
+      (_, i) => new Uint8Array(memory.buffer, i * this.#blockSize, this.#blockSize),
+    );
+  }
+
+  #useSlots(slots: Uint8Array[]): void {
+    this.#slots = new Set(slots);
+    this.#free = slots.slice().reverse();
+  }
+
+  /** A slot is free again: back to the free list if it belongs to the current memory. */
+  #putBack(slot: Uint8Array): void {
+    if (this.#slots.has(slot)) this.#free.push(slot);
+  }
+
+  /**
+   * Issues reads into free slots at file offsets. At the descriptor's own position it reads only on demand (when
+   * the reader asks and nothing is pending), so the position never runs ahead of what the reader took.
+   */
+  #readAhead(demand: boolean): void {
+    const positional = this.#start !== null;
+    if (!positional && !(demand && this.#ahead.length === 0)) return;
+    while (!this.#sawEnd && this.#error === null && this.#free.length > 0 && (positional || this.#ahead.length === 0)) {
+      const slot = this.#free.pop() as Uint8Array;
+      const position = this.#position;
+      const done = new Promise<number>((resolve, reject) => {
+        read(this.#fd, slot, 0, slot.byteLength, position, (error, bytesRead) => {
+          if (error !== null) reject(this.#failWith(ioError(this.description, "read from", error)));
+          else {
+            if (bytesRead === 0) this.#sawEnd = true;
+            resolve(bytesRead);
+          }
+        });
+      });
+      // Failures surface through readLent(); a read nobody waits for must not be an unhandled rejection.
+      done.catch(() => {});
+      if (position !== null) this.#position = position + slot.byteLength;
+      this.#ahead.push({ slot, position, done });
+    }
+  }
+
+  /** Waits for every read in flight (before the descriptor may be closed). */
+  async #settleReads(): Promise<void> {
+    await Promise.allSettled(this.#ahead.map((r) => r.done));
   }
 
   write(chunk: Uint8Array): Promise<void> {
@@ -202,6 +355,7 @@ export class FileChannel implements Channel {
     } finally {
       this.#error ??= closedError(this.description);
       await this.#tail;
+      await this.#settleReads();
       await this.#closeFd();
     }
   }
@@ -209,32 +363,15 @@ export class FileChannel implements Channel {
   abort(reason?: Error): void {
     this.#error = abortError(this.description, reason);
     // An fs call may still be running on the descriptor in the thread pool: close it only after that call.
-    this.#tail = this.#tail.then(() => this.#closeFd()).catch(() => {});
+    this.#tail = this.#tail
+      .then(() => this.#settleReads())
+      .then(() => this.#closeFd())
+      .catch(() => {});
   }
 
   /** Throws the channel's error, if it has failed or was aborted meanwhile. */
   #check(): void {
     if (this.#error !== null) throw this.#error;
-  }
-
-  async #readBlock(): Promise<Uint8Array | null> {
-    this.#check();
-    if (this.#eof) return null;
-    const buffer = Buffer.allocUnsafe(this.#blockSize);
-    const n = await new Promise<number>((resolve, reject) => {
-      read(this.#fd, buffer, 0, buffer.byteLength, this.#position, (error, bytesRead) => {
-        if (error === null) resolve(bytesRead);
-        else reject(this.#failWith(ioError(this.description, "read from", error)));
-      });
-    });
-    this.#check();
-    if (n === 0) {
-      this.#eof = true;
-      await this.#closeFd();
-      return null;
-    }
-    this.#advance(n);
-    return n === buffer.byteLength ? buffer : buffer.subarray(0, n);
   }
 
   async #writeAll(chunk: Uint8Array): Promise<void> {

@@ -119,7 +119,10 @@ void suite("live migration of a running synthetic machine", () => {
       assert.equal(b.control.runState(), "running");
       await b.control.stop("paused");
       assert.equal(sameState(a, b), undefined);
-      assert.ok(a.ioMemory?.some((x) => x !== 0), "the source staged the stream in its I/O memory");
+      assert.ok(
+        a.ioMemory?.some((x) => x !== 0),
+        "the source staged the stream in its I/O memory",
+      );
       if (kind === "tcp" || kind === "unix") {
         // The accepted socket read the stream into the memory the destination set aside after its RAM.
         assert.ok(
