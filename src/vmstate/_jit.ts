@@ -7,8 +7,9 @@
  * `new Function`, one save loop, one decode loop and one apply loop per level in which every field is a literal
  * property access (`o.ctrl`, `o["x-y"]`), each with its own monomorphic inline cache. The save loop writes scalars
  * and scalar arrays through local copies of the staging buffer, its `DataView` and its position, with one capacity
- * check per run of fixed-size fields; the decode loop reads such a run with one `r.bytes()` and `DataView` reads at
- * constant offsets when all its bytes are buffered (field by field otherwise, so underflow and `TRUNCATED` happen
+ * check per run of fixed-size fields; the decode loop reads such a run (and a counted array of scalars) with one
+ * `r.take()` and `DataView` reads at constant offsets from the current chunk when all its bytes are in that chunk
+ * (field by field otherwise, so underflow and `TRUNCATED` happen
  * at the same field and offset as on the closure path). The walkers keep hooks, subsections, checks and the
  * decoded form (`DLevel`) to themselves, so both paths share them.
  *
@@ -119,22 +120,6 @@ export function applyBytes(cur: unknown, d: unknown): unknown {
 }
 
 // -------------------------------------------------------------------------------------------------- generation
-
-/**
- * The DataView of the last stream buffer the generated decoders read (the runs of one chunk share it). It keeps
- * that one buffer reachable until another is read.
- */
-const lastView: { buffer: ArrayBufferLike | undefined; dv: DataView } = {
-  buffer: undefined,
-  dv: new DataView(new ArrayBuffer(0)),
-};
-
-/** A DataView of the whole buffer behind `u` (read at `u.byteOffset + …`); the generated code checks the cache. */
-function viewOf(u: Uint8Array): DataView {
-  lastView.buffer = u.buffer;
-  lastView.dv = new DataView(u.buffer);
-  return lastView.dv;
-}
 
 const SIZE: Record<ScalarKind, number> = {
   bool: 1,
@@ -265,10 +250,10 @@ function fixedSize(s: Shape): number {
 
 /** Collects the values the generated code refers to; they become the factory's parameters `$0`, `$1`, … */
 class Externals {
-  readonly names: string[] = ["$seg", "$bad", "$pred", "$ab", "$dv", "$view"];
-  readonly values: unknown[] = [withSeg, badValue, runPredicate, applyBytes, viewOf, lastView];
+  readonly names: string[] = ["$seg", "$bad", "$pred", "$ab"];
+  readonly values: unknown[] = [withSeg, badValue, runPredicate, applyBytes];
   add(v: unknown): string {
-    const name = `$${this.values.length - 6}`;
+    const name = `$${this.values.length - 4}`;
     this.names.push(name);
     this.values.push(v);
     return name;
@@ -354,9 +339,9 @@ function genSave(plan: LevelPlan, shapes: readonly Shape[], x: Externals): strin
   }
 }
 
-/** Reads one value from the DataView `d` at `o + at` (`at`: a constant offset into the run, or a variable). */
+/** Reads one value from the DataView `d` at `p + at` (`at`: a constant offset into the run, or a variable). */
 function viewRead(kind: ScalarKind, at: number | string): string {
-  const q = `o + ${at}`;
+  const q = at === 0 ? "p" : `p + ${at}`;
   switch (kind) {
     case "bool":
       return `d.getUint8(${q}) !== 0`;
@@ -387,17 +372,14 @@ function fixedReadSize(s: Shape): number {
   return s.t === "validate" ? 0 : fixedSize(s);
 }
 
-/**
- * Whether a run is worth one `r.bytes()` (which allocates a view, about as much as a dozen single reads): when it
- * holds enough scalars, array elements included.
- */
+/** Whether a run is worth reading through `r.take()` (a second copy of its code): when it holds two reads or more. */
 function bulkWorth(run: readonly Shape[]): boolean {
   let reads = 0;
   for (const s of run) {
     if (s.t === "scalar") reads += 1;
-    else if (s.t === "array") reads += s.kind === "u8" ? 2 + s.n : s.n;
+    else if (s.t === "array" || s.t === "buffer") reads += 2;
   }
-  return reads >= 8;
+  return reads >= 2;
 }
 
 function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): string {
@@ -446,9 +428,9 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
         slowCode.push(slow(f, j));
         at += fixedReadSize(sh);
       }
-      out.push(`i = ${k}; if (r.available >= ${run}) {
-      ${plan.hasOffsets ? "const at = r.offset; " : ""}const u = r.bytes(${run}), o = u.byteOffset;
-      const d = u.buffer === $view.buffer ? $view.dv : $dv(u);
+      const chunk = shapes.slice(k, m).some((sh) => sh.t === "buffer") ? " const u = r.chunk;" : "";
+      out.push(`i = ${k}; ${plan.hasOffsets ? "at = r.offset; " : ""}p = r.take(${run}); if (p >= 0) {
+      const d = r.chunkView;${chunk}
       ${fast.join("\n      ")}
     } else {
       ${slowCode.join("\n      ")}
@@ -462,7 +444,7 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
   const keys = x.add(fs.map((f) => f.key));
   return `function decodeFields(r, cur, vals, offs) {
   const c = ${overlay ? "{ ...cur }" : "cur"};
-  let v, i = 0;
+  let v, i = 0, p = 0, at = 0;
   try {
     ${out.join("\n    ")}
   } catch (e) {
@@ -485,7 +467,8 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
       }
       case "buffer":
         // Like `r.bytes()`, a view of the received bytes (a plain Uint8Array; `subarray` would look up a species).
-        return `v = new Uint8Array(u.buffer, o + ${at}, ${s.size});`;
+        // Received chunks are never reused, so the view stays valid.
+        return `v = new Uint8Array(u.buffer, u.byteOffset + p + ${at}, ${s.size});`;
       case "unused":
       case "validate":
         return "v = true;";
@@ -496,6 +479,17 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
 
   function decodeStmt(f: FieldPlan, s: Shape, k: number): string {
     if (s.t === "unused") return `r.skip(${s.size}); v = true;`;
+    if (s.t === "varray" && s.kind !== "u8") {
+      // The count is checked first (before anything is allocated); then the elements straight from the chunk
+      // when they are all there, else element by element (underflow or TRUNCATED at the right element).
+      const cnt = f.count as NonNullable<FieldPlan["count"]>;
+      const raw =
+        cnt.idx >= 0
+          ? `(vals[${cnt.idx}] !== undefined ? vals[${cnt.idx}] : ${prop("c", cnt.ref)})`
+          : prop("c", cnt.ref);
+      const sz = SIZE[s.kind];
+      return `v = ${x.add(cnt.norm)}(${raw}, "load", r.offset); p = r.take(v * ${sz}); if (p >= 0) { const d = r.chunkView, a = new Array(v); for (let j = 0; j < v; j++, p += ${sz}) a[j] = ${viewRead(s.kind, 0)}; v = a; } else v = ${x.add(elemsReader(s.kind))}(r, v);`;
+    }
     return `v = ${decodeExpr(f, s, k)};`;
   }
 

@@ -178,11 +178,6 @@ export function decodeLevel(r: ByteReader, plan: LevelPlan, cur: Loose, root: Lo
   return { plan, vals, subs, start, offs, version: plan.version };
 }
 
-function peekEquals(r: ByteReader, ahead: number, bytes: Uint8Array): boolean {
-  for (let k = 0; k < bytes.length; k++) if (r.peekU8(ahead + k) !== bytes[k]) return false;
-  return true;
-}
-
 /** Checks a stream version against a description's `[minVersion, version]`. @internal */
 export function checkVersion(desc: LevelDesc, version: number, offset: number): void {
   if (version > desc.version) {
@@ -219,12 +214,12 @@ function decodeSubs(r: ByteReader, plan: LevelPlan, root: Loose): DSub[] | null 
     // the first difference, so no byte is peeked that the prefix-first order would not peek.
     let found: SubPlan | undefined;
     for (const s of plan.subs) {
-      if (s.desc.nameBytes.length === len && peekEquals(r, 2, s.desc.nameBytes)) {
+      if (s.desc.nameBytes.length === len && r.peekIs(2, s.desc.nameBytes)) {
         found = s;
         break;
       }
     }
-    if (found === undefined && !peekEquals(r, 2, pname)) break;
+    if (found === undefined && !r.peekIs(2, pname)) break;
     const at = r.offset;
     if (found === undefined) {
       const name = decodeText(r.peekBytes(2, len));
