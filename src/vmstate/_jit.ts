@@ -44,7 +44,7 @@
  * @module
  */
 
-import { badValue, runPredicate, withSeg } from "./_errors.js";
+import { badValue, runHook, runPredicate, withSeg } from "./_errors.js";
 import type { FieldPlan, JitFns, LevelPlan } from "./_plan.js";
 import type { AnyField, ScalarKind } from "./fields.js";
 
@@ -248,18 +248,55 @@ function fixedSize(s: Shape): number {
   }
 }
 
+/** The walker functions the generated code calls (for nested levels, subsection headers, errors). @internal */
+export interface Walkers {
+  readonly $saveLevel: unknown;
+  readonly $decodeLevel: unknown;
+  readonly $applyLevel: unknown;
+  readonly $subState: unknown;
+  readonly $subHeader: unknown;
+  readonly $checkVersion: unknown;
+  readonly $unknownSub: unknown;
+  readonly $twice: unknown;
+}
+
+let walkers: Walkers | undefined;
+
+/** Called once by `_walk.ts` (which imports this module; this one does not import it back). @internal */
+export function registerWalkers(w: Walkers): void {
+  walkers = w;
+}
+
+/** The helpers every generated factory receives, by the names the generated code uses. */
+function fixed(): Record<string, unknown> {
+  if (walkers === undefined) throw new TypeError("vmstate: the walkers are not registered");
+  return { $seg: withSeg, $bad: badValue, $pred: runPredicate, $ab: applyBytes, $hook: runHook, ...walkers };
+}
+
 /** Collects the values the generated code refers to; they become the factory's parameters `$0`, `$1`, … */
 class Externals {
-  readonly names: string[] = ["$seg", "$bad", "$pred", "$ab"];
-  readonly values: unknown[] = [withSeg, badValue, runPredicate, applyBytes];
+  readonly names: string[];
+  readonly values: unknown[];
+  readonly #fixed: number;
+  constructor() {
+    const f = fixed();
+    this.names = Object.keys(f);
+    this.values = Object.values(f);
+    this.#fixed = this.names.length;
+  }
+  readonly #seen = new Map<unknown, string>();
   add(v: unknown): string {
-    const name = `$${this.values.length - 4}`;
+    const known = this.#seen.get(v);
+    if (known !== undefined) return known;
+    const name = `$${this.values.length - this.#fixed}`;
     this.names.push(name);
     this.values.push(v);
+    this.#seen.set(v, name);
     return name;
   }
 }
 
+/** The whole save of one instance, as the walker's `saveLevel` does it: hooks, fields, subsections. */
 function genSave(plan: LevelPlan, shapes: readonly Shape[], x: Externals): string {
   const fs = plan.fields;
   const version = JSON.stringify(plan.version);
@@ -305,15 +342,65 @@ function genSave(plan: LevelPlan, shapes: readonly Shape[], x: Externals): strin
   }
   const keys = x.add(fs.map((f) => f.key));
   const inline = x.add(inl.map((b) => b === true));
-  return `function saveFields(sb, o) {
-  let b = sb.buf, dv = sb.view, p = sb.pos, v, i = 0;
-  try {
-    ${out.join("\n    ")}
-  } catch (e) {
-    if (${inline}[i]) sb.pos = p;
-    throw $seg(e, ${keys}[i]);
+  const d = plan.desc;
+  const name = JSON.stringify(d.name);
+  const hs = d.isSubsection ? "root" : "o";
+  // The subsections, each as `saveSubs` does: needed?, its state object, header, then the level at its version.
+  const subs = plan.subs.map((sub) => {
+    const key = JSON.stringify(sub.key);
+    const sv = x.add(sub);
+    const cond =
+      sub.needed === undefined
+        ? "true"
+        : `$pred(${x.add(sub.needed)}, root, 0, "save", ${JSON.stringify(sub.desc.name)}, "needed", undefined)`;
+    return `try {
+      if (${cond}) {
+        const t = ${prop("root", sub.key)};
+        if (typeof t !== "object" || t === null) $subState(${sv}, root);
+        $subHeader(sb, ${x.add(sub.desc)});
+        $saveLevel(sb, ${sv}.level(${JSON.stringify(sub.desc.version)}), t, root);
+      }
+    } catch (e) {
+      throw $seg(e, ${key});
+    }`;
+  });
+  const fields = `let b = sb.buf, dv = sb.view, p = sb.pos, v, i = 0;
+    try {
+      ${out.join("\n      ")}
+    } catch (e) {
+      if (${inline}[i]) sb.pos = p;
+      throw $seg(e, ${keys}[i]);
+    }
+    sb.pos = p;
+    ${subs.join("\n    ")}`;
+  const pre =
+    d.preSave === undefined
+      ? ""
+      : `$hook(${x.add(d.preSave)}, ${hs}, ${version}, "save", ${name}, "preSave", undefined);`;
+  if (d.postSave === undefined) {
+    return `function saveLevel(sb, o, root) {
+  ${pre}
+  {
+    ${fields}
   }
-  sb.pos = p;
+}`;
+  }
+  // postSave runs even when the fields or subsections failed; the first error wins.
+  return `function saveLevel(sb, o, root) {
+  ${pre}
+  let ok = false, err;
+  try {
+    ${fields}
+    ok = true;
+  } catch (e) {
+    err = e;
+  }
+  try {
+    $hook(${x.add(d.postSave)}, ${hs}, ${version}, "save", ${name}, "postSave", undefined);
+  } catch (e) {
+    if (ok) throw e;
+  }
+  if (!ok) throw err;
 }`;
 
   function saveFixed(f: FieldPlan, s: Shape): string {
@@ -382,13 +469,64 @@ function bulkWorth(run: readonly Shape[]): boolean {
   return reads >= 2;
 }
 
+/**
+ * QEMU `vmstate_subsection_load`, as the walker's `decodeSubs`, with the names and state keys inlined: while the next
+ * byte is 0x05, the name is longer than the parent's and starts with it, look it up (unknown:
+ * `SUBSECTION_MISMATCH`), then decode it at the version from its header. Leaves the list (or null) in `subs`.
+ */
+function genSubsDecode(plan: LevelPlan, x: Externals): string {
+  const pname = plan.desc.nameBytes;
+  // Known names first, then the parent's prefix (see decodeSubs: no byte is peeked that the other order would not).
+  const cases = plan.subs.map((sub, q) => {
+    const nb = sub.desc.nameBytes;
+    return `${q === 0 ? "" : "else "}if (len === ${nb.length} && r.peekIs(2, ${x.add(nb)})) s = ${x.add(sub)};`;
+  });
+  const found = plan.subs.map((sub) => {
+    const sv = x.add(sub);
+    return `if (s === ${sv}) {
+      try {
+        r.skip(2 + len);
+        const version = r.u32();
+        $checkVersion(s.desc, version, at);
+        const sp = s.level(version);
+        const t = ${prop("root", sub.key)};
+        const dl = $decodeLevel(r, sp, typeof t === "object" && t !== null ? t : sp.proto, root);
+        if (subs === null) subs = [];
+        subs.push({ sub: s, dl });
+      } catch (e) {
+        throw $seg(e, ${JSON.stringify(sub.key)});
+      }
+    }`;
+  });
+  return `let subs = null;
+  for (;;) {
+    if (r.available === 0 && r.sourceEnded) break;
+    if (r.peekU8(0) !== 5) break;
+    const len = r.peekU8(1);
+    if (len < ${pname.length + 1}) break;
+    let s;
+    ${cases.join("\n    ")}
+    if (s === undefined) {
+      if (!r.peekIs(2, ${x.add(pname)})) break;
+      $unknownSub(r, ${x.add(plan)}, len);
+    }
+    const at = r.offset;
+    if (subs !== null) $twice(subs, s, ${x.add(plan)}, at);
+    ${found.join(" else ")}
+  }`;
+}
+
 function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): string {
   const fs = plan.fields;
   const version = JSON.stringify(plan.version);
   const out: string[] = [];
   const overlay = plan.needsOverlay;
+  // Without field closures (which take the values array), the values live in locals `v0`, `v1`, … and the array
+  // is made once at the end by an array literal.
+  const locals = !shapes.some((s) => s.t === "call" || (s.t === "varray" && s.kind === "u8"));
+  const slot = (k: number): string => (locals ? `v${k}` : `vals[${k}]`);
   const finish = (f: FieldPlan, k: number, read: string): string => {
-    const parts = [read, `vals[${k}] = v;`];
+    const parts = [read, `${slot(k)} = v;`];
     if (overlay && f.stateful) {
       const view = f.view === undefined ? "v" : `${x.add(f.view)}(v, ${prop("cur", f.key)})`;
       parts.push(`${prop("c", f.key)} = ${view};`);
@@ -442,7 +580,13 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
     k++;
   }
   const keys = x.add(fs.map((f) => f.key));
-  return `function decodeFields(r, cur, vals, offs) {
+  const n = fs.length;
+  const decl = locals ? `let ${fs.map((_, j) => `v${j}`).join(", ")};` : `const vals = ${x.add(plan.blank)}.slice();`;
+  const made = locals ? `const vals = [${fs.map((_, j) => `v${j}`).join(", ")}];` : "";
+  return `function decodeLevel(r, cur, root) {
+  const start = r.offset;
+  ${n > 0 ? decl : "const vals = [];"}
+  const offs = ${plan.hasOffsets ? `new Array(${n})` : "null"};
   const c = ${overlay ? "{ ...cur }" : "cur"};
   let v, i = 0, p = 0, at = 0;
   try {
@@ -450,6 +594,9 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
   } catch (e) {
     throw $seg(e, ${keys}[i]);
   }
+  ${n > 0 ? made : ""}
+  ${genSubsDecode(plan, x)}
+  return { plan: ${x.add(plan)}, vals, subs, start, offs, version: ${version} };
 }`;
 
   function bulkStmt(s: Shape, at: number): string {
@@ -485,7 +632,7 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
       const cnt = f.count as NonNullable<FieldPlan["count"]>;
       const raw =
         cnt.idx >= 0
-          ? `(vals[${cnt.idx}] !== undefined ? vals[${cnt.idx}] : ${prop("c", cnt.ref)})`
+          ? `(${slot(cnt.idx)} !== undefined ? ${slot(cnt.idx)} : ${prop("c", cnt.ref)})`
           : prop("c", cnt.ref);
       const sz = SIZE[s.kind];
       return `v = ${x.add(cnt.norm)}(${raw}, "load", r.offset); p = r.take(v * ${sz}); if (p >= 0) { const d = r.chunkView, a = new Array(v); for (let j = 0; j < v; j++, p += ${sz}) a[j] = ${viewRead(s.kind, 0)}; v = a; } else v = ${x.add(elemsReader(s.kind))}(r, v);`;
@@ -498,14 +645,15 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
       case "scalar":
         return READ[s.kind];
       case "array":
-        if (s.kind === "u8") return `${x.add(f.decode)}(r, vals, c)`;
+        // The closure of a fixed array does not use the values array.
+        if (s.kind === "u8") return `${x.add(f.decode)}(r, ${locals ? "null" : "vals"}, c)`;
         return `${x.add(elemsReader(s.kind))}(r, ${s.n})`;
       case "varray": {
         if (s.kind === "u8") return `${x.add(f.decode)}(r, vals, c)`;
         const cnt = f.count as NonNullable<FieldPlan["count"]>;
         const raw =
           cnt.idx >= 0
-            ? `(vals[${cnt.idx}] !== undefined ? vals[${cnt.idx}] : ${prop("c", cnt.ref)})`
+            ? `(${slot(cnt.idx)} !== undefined ? ${slot(cnt.idx)} : ${prop("c", cnt.ref)})`
             : prop("c", cnt.ref);
         return `${x.add(elemsReader(s.kind))}(r, ${x.add(cnt.norm)}(${raw}, "load", r.offset))`;
       }
@@ -545,6 +693,7 @@ function elemsReader(kind: ScalarKind): (r: unknown, n: number) => unknown[] {
   return f;
 }
 
+/** The whole apply of one decoded instance, as the walker's `applyLevel` does it: hooks, fields, subsections. */
 function genApply(plan: LevelPlan, shapes: readonly Shape[], x: Externals): string {
   const fs = plan.fields;
   const out: string[] = [];
@@ -571,16 +720,55 @@ function genApply(plan: LevelPlan, shapes: readonly Shape[], x: Externals): stri
         body = `${x.add(f.apply)}(o, v);`;
         break;
     }
-    out.push(`i = ${k}; v = vals[${k}]; if (v !== undefined) { ${body} }`);
+    // A field without a test is always decoded (both decoders set its value), so only tested ones are checked.
+    out.push(
+      f.test === undefined
+        ? `i = ${k}; v = vals[${k}]; ${body}`
+        : `i = ${k}; v = vals[${k}]; if (v !== undefined) { ${body} }`,
+    );
   }
   const keys = x.add(fs.map((f) => f.key));
-  return `function applyFields(o, vals) {
+  const d = plan.desc;
+  const name = JSON.stringify(d.name);
+  const hs = d.isSubsection ? "root" : "o";
+  const hook = (fn: unknown, which: string): string =>
+    `$hook(${x.add(fn)}, ${hs}, dl.version, "load", ${name}, "${which}", dl.start);`;
+  const subs = plan.subs.map((sub) => {
+    const get = prop("root", sub.key);
+    return `if (s.sub === ${x.add(sub)}) {
+        let t = ${get};
+        if (typeof t !== "object" || t === null) {
+          t = s.dl.plan.init();
+          ${get} = t;
+        }
+        try {
+          $applyLevel(s.dl, t, root);
+        } catch (e) {
+          throw $seg(e, ${JSON.stringify(sub.key)});
+        }
+      }`;
+  });
+  return `function applyLevel(dl, o, root) {
+  ${d.preLoad === undefined ? "" : hook(d.preLoad, "preLoad")}
+  const vals = dl.vals;
   let v, i = 0;
   try {
     ${out.join("\n    ")}
   } catch (e) {
     throw $seg(e, ${keys}[i]);
   }
+  ${
+    subs.length === 0
+      ? ""
+      : `const subs = dl.subs;
+  if (subs !== null) {
+    for (let q = 0; q < subs.length; q++) {
+      const s = subs[q];
+      ${subs.join(" else ")}
+    }
+  }`
+  }
+  ${d.postLoad === undefined ? "" : hook(d.postLoad, "postLoad")}
 }`;
 }
 
@@ -593,7 +781,7 @@ function generate(plan: LevelPlan): JitFns {
   const src = `"use strict";\nreturn [\n${save},\n${decode},\n${apply}\n];`;
   const make = newFunction(...x.names, src) as (
     ...args: unknown[]
-  ) => [JitFns["saveFields"], JitFns["decodeFields"], JitFns["applyFields"]];
-  const [saveFields, decodeFields, applyFields] = make(...x.values);
-  return Object.freeze({ saveFields, decodeFields, applyFields });
+  ) => [JitFns["saveLevel"], JitFns["decodeLevel"], JitFns["applyLevel"]];
+  const [saveLevel, decodeLevel, applyLevel] = make(...x.values);
+  return Object.freeze({ saveLevel, decodeLevel, applyLevel });
 }

@@ -9,7 +9,7 @@
 import { MigrationError } from "../errors.js";
 import { type ByteReader, decodeText } from "../wire/byte-reader.js";
 import { runHook, runPredicate, show, streamError, withSeg } from "./_errors.js";
-import { jitFor } from "./_jit.js";
+import { jitFor, registerWalkers } from "./_jit.js";
 import type { DLevel, DSub, FieldPlan, LevelPlan, SubPlan } from "./_plan.js";
 import type { SaveBuffer } from "./_save-buffer.js";
 import type { LevelDesc } from "./device.js";
@@ -29,15 +29,18 @@ function isObj(v: unknown): v is LooseMut {
  * runs even when the fields or subsections failed; the first error wins. @internal
  */
 export function saveLevel(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loose): void {
+  const jit = jitFor(plan);
+  if (jit !== null) {
+    jit.saveLevel(sb, obj, root);
+    return;
+  }
   const d = plan.desc;
   const hookState = d.isSubsection ? root : obj;
   if (d.preSave !== undefined) runHook(d.preSave, hookState, plan.version, "save", d.name, "preSave", undefined);
   let ok = false;
   let err: unknown;
   try {
-    const jit = jitFor(plan);
-    if (jit !== null) jit.saveFields(sb, obj);
-    else saveFields(sb, plan, obj);
+    saveFields(sb, plan, obj);
     if (plan.subs.length > 0) saveSubs(sb, plan, root);
     ok = true;
   } catch (e) {
@@ -129,19 +132,14 @@ function saveSubs(sb: SaveBuffer, plan: LevelPlan, root: Loose): void {
  * far), then the subsection loop. Reads only; throws the reader's underflow untouched. @internal
  */
 export function decodeLevel(r: ByteReader, plan: LevelPlan, cur: Loose, root: Loose): DLevel {
+  const jit = jitFor(plan);
+  if (jit !== null) return jit.decodeLevel(r, cur, root);
   const start = r.offset;
   const fs = plan.fields;
   const n = fs.length;
   // A copy of an all-undefined array: the values (small integers, heap numbers, bigints, objects) then never
   // change the array's elements kind, which a fresh `new Array(n)` does up to twice per instance.
   const vals = plan.blank.slice();
-  const jit = jitFor(plan);
-  if (jit !== null) {
-    const offs = plan.hasOffsets ? new Array<number>(n) : null;
-    jit.decodeFields(r, cur, vals, offs);
-    const subs = decodeSubs(r, plan, root);
-    return { plan, vals, subs, start, offs, version: plan.version };
-  }
   const ov: LooseMut | null = plan.needsOverlay ? { ...cur } : null;
   const offs = plan.hasOffsets ? new Array<number>(n) : null;
   let i = 0;
@@ -221,25 +219,8 @@ function decodeSubs(r: ByteReader, plan: LevelPlan, root: Loose): DSub[] | null 
     }
     if (found === undefined && !r.peekIs(2, pname)) break;
     const at = r.offset;
-    if (found === undefined) {
-      const name = decodeText(r.peekBytes(2, len));
-      throw streamError(
-        "SUBSECTION_MISMATCH",
-        `Cannot load "${plan.desc.name}": the stream has subsection "${name}", which this description does not know`,
-        at,
-      );
-    }
-    if (out !== null) {
-      for (const x of out) {
-        if (x.sub === found) {
-          throw streamError(
-            "SUBSECTION_MISMATCH",
-            `Cannot load "${plan.desc.name}": subsection "${found.desc.name}" appears twice`,
-            at,
-          );
-        }
-      }
-    }
+    if (found === undefined) unknownSub(r, plan, len);
+    if (out !== null) subTwice(out, found, plan, at);
     const sub = found;
     try {
       r.skip(2 + len);
@@ -255,6 +236,29 @@ function decodeSubs(r: ByteReader, plan: LevelPlan, root: Loose): DSub[] | null 
     }
   }
   return out;
+}
+
+/** Throws `SUBSECTION_MISMATCH` for a subsection name (of `len` bytes, after the cursor) the level does not know. @internal */
+export function unknownSub(r: ByteReader, plan: LevelPlan, len: number): never {
+  const name = decodeText(r.peekBytes(2, len));
+  throw streamError(
+    "SUBSECTION_MISMATCH",
+    `Cannot load "${plan.desc.name}": the stream has subsection "${name}", which this description does not know`,
+    r.offset,
+  );
+}
+
+/** Throws `SUBSECTION_MISMATCH` when `found` was already decoded for this instance (Ferry's rule). @internal */
+export function subTwice(out: readonly DSub[], found: SubPlan, plan: LevelPlan, at: number): void {
+  for (const x of out) {
+    if (x.sub === found) {
+      throw streamError(
+        "SUBSECTION_MISMATCH",
+        `Cannot load "${plan.desc.name}": subsection "${found.desc.name}" appears twice`,
+        at,
+      );
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------- check
@@ -324,12 +328,15 @@ export function checkLevel(dl: DLevel, obj: Loose, root: Loose): void {
  */
 export function applyLevel(dl: DLevel, obj: LooseMut, root: LooseMut): void {
   const plan = dl.plan;
+  const jit = jitFor(plan);
+  if (jit !== null) {
+    jit.applyLevel(dl, obj, root);
+    return;
+  }
   const d = plan.desc;
   const hookState = d.isSubsection ? root : obj;
   if (d.preLoad !== undefined) runHook(d.preLoad, hookState, dl.version, "load", d.name, "preLoad", dl.start);
-  const jit = jitFor(plan);
-  if (jit !== null) jit.applyFields(obj, dl.vals);
-  else applyFields(plan, obj, dl.vals);
+  applyFields(plan, obj, dl.vals);
   if (dl.subs !== null) {
     for (const s of dl.subs) {
       let t = root[s.sub.key];
@@ -374,3 +381,14 @@ export function materialize(dl: DLevel, base: unknown): LooseMut {
   }
   return o;
 }
+
+registerWalkers({
+  $saveLevel: saveLevel,
+  $decodeLevel: decodeLevel,
+  $applyLevel: applyLevel,
+  $subState: subState,
+  $subHeader: putSubHeader,
+  $checkVersion: checkVersion,
+  $unknownSub: unknownSub,
+  $twice: subTwice,
+});
