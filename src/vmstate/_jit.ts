@@ -109,9 +109,37 @@ export function resetJitProbe(): void {
   available = undefined;
 }
 
-/** A decoded byte array applied over the current one: copied into it when the length matches. @internal */
+/**
+ * A decoded `buffer` field as the generated decoder keeps it: where its bytes are in a received chunk (chunks are
+ * never reused), instead of a `Uint8Array` view, whose construction costs as much as decoding a dozen scalars.
+ * It only lives in a decoded instance's values, where no user code sees it: the generated decoder makes real views
+ * for levels whose predicates see decoded values, and everything else that reads decoded values (apply, checks,
+ * `materialize`) goes through {@link applyBytes} or {@link bytesOf}. @internal
+ */
+export class ByteSpan {
+  /** A view of the chunk (the reader's `chunkView`). */
+  readonly view: DataView;
+  /** Where the bytes start in `view`. */
+  readonly at: number;
+  readonly length: number;
+  constructor(view: DataView, at: number, length: number) {
+    this.view = view;
+    this.at = at;
+    this.length = length;
+  }
+}
+
+/** A decoded value as user code may see it: a {@link ByteSpan} becomes a view of its bytes. @internal */
+export function bytesOf(v: unknown): unknown {
+  return v instanceof ByteSpan ? new Uint8Array(v.view.buffer, v.view.byteOffset + v.at, v.length) : v;
+}
+
+/**
+ * A decoded byte array (or {@link ByteSpan}) applied over the current one: copied into it when the length matches,
+ * else a copy. @internal
+ */
 export function applyBytes(cur: unknown, d: unknown): unknown {
-  const b = d as Uint8Array;
+  const b = bytesOf(d) as Uint8Array;
   if (cur instanceof Uint8Array && cur.length === b.length) {
     cur.set(b);
     return cur;
@@ -270,7 +298,15 @@ export function registerWalkers(w: Walkers): void {
 /** The helpers every generated factory receives, by the names the generated code uses. */
 function fixed(): Record<string, unknown> {
   if (walkers === undefined) throw new TypeError("vmstate: the walkers are not registered");
-  return { $seg: withSeg, $bad: badValue, $pred: runPredicate, $ab: applyBytes, $hook: runHook, ...walkers };
+  return {
+    $seg: withSeg,
+    $bad: badValue,
+    $pred: runPredicate,
+    $ab: applyBytes,
+    $span: ByteSpan,
+    $hook: runHook,
+    ...walkers,
+  };
 }
 
 /** Collects the values the generated code refers to; they become the factory's parameters `$0`, `$1`, … */
@@ -566,7 +602,7 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
         slowCode.push(slow(f, j));
         at += fixedReadSize(sh);
       }
-      const chunk = shapes.slice(k, m).some((sh) => sh.t === "buffer") ? " const u = r.chunk;" : "";
+      const chunk = overlay && shapes.slice(k, m).some((sh) => sh.t === "buffer") ? " const u = r.chunk;" : "";
       out.push(`i = ${k}; ${plan.hasOffsets ? "at = r.offset; " : ""}p = r.take(${run}); if (p >= 0) {
       const d = r.chunkView;${chunk}
       ${fast.join("\n      ")}
@@ -613,9 +649,11 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
         return `v = new Array(${s.n}); for (let j = 0, q = ${at}; j < ${s.n}; j++, q += ${sz}) v[j] = ${viewRead(s.kind, "q")};`;
       }
       case "buffer":
-        // Like `r.bytes()`, a view of the received bytes (a plain Uint8Array; `subarray` would look up a species).
-        // Received chunks are never reused, so the view stays valid.
-        return `v = new Uint8Array(u.buffer, u.byteOffset + p + ${at}, ${s.size});`;
+        // Where the bytes are (received chunks are never reused); a view (like `r.bytes()`) only when predicates
+        // see decoded values while this level decodes.
+        return overlay
+          ? `v = new Uint8Array(u.buffer, u.byteOffset + p + ${at}, ${s.size});`
+          : `v = new $span(d, p + ${at}, ${s.size});`;
       case "unused":
       case "validate":
         return "v = true;";
@@ -710,9 +748,18 @@ function genApply(plan: LevelPlan, shapes: readonly Shape[], x: Externals): stri
       case "varray":
         body = `${prop("o", f.key)} = v;`;
         break;
-      case "buffer":
-        body = `${prop("o", f.key)} = $ab(${prop("o", f.key)}, v);`;
+      case "buffer": {
+        const get = prop("o", f.key);
+        // A short buffer decoded as a span is copied into the current one four bytes at a time (measured about
+        // 2x faster than a byte loop and 4x faster than `set` of a view, which first costs making the view).
+        const n4 = s.size & ~3;
+        const tail = n4 < s.size ? ` for (let j = ${n4}; j < ${s.size}; j++) t[j] = u.getUint8(q + j);` : "";
+        body =
+          s.size <= 256
+            ? `{ const t = ${get}; if (v instanceof $span && t instanceof Uint8Array && t.length === ${s.size}) { const u = v.view, q = v.at; for (let j = 0; j < ${n4}; j += 4) { const w = u.getUint32(q + j); t[j] = w >>> 24; t[j + 1] = w >>> 16; t[j + 2] = w >>> 8; t[j + 3] = w; }${tail} } else ${get} = $ab(t, v); }`
+            : `${get} = $ab(${get}, v);`;
         break;
+      }
       case "unused":
       case "validate":
         continue;

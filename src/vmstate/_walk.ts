@@ -9,7 +9,7 @@
 import { MigrationError } from "../errors.js";
 import { type ByteReader, decodeText } from "../wire/byte-reader.js";
 import { runHook, runPredicate, show, streamError, withSeg } from "./_errors.js";
-import { jitFor, registerWalkers } from "./_jit.js";
+import { bytesOf, jitFor, registerWalkers } from "./_jit.js";
 import type { DLevel, DSub, FieldPlan, LevelPlan, SubPlan } from "./_plan.js";
 import type { SaveBuffer } from "./_save-buffer.js";
 import type { LevelDesc } from "./device.js";
@@ -297,7 +297,7 @@ export function checkLevel(dl: DLevel, obj: Loose, root: Loose): void {
           }
           continue;
         }
-        const v = vals[i];
+        const v = bytesOf(vals[i]);
         if (v === undefined) continue;
         const c = obj[f.key];
         if (f.equal && v !== c) throw mismatch(plan, f, c, v, off);
@@ -374,7 +374,7 @@ export function materialize(dl: DLevel, base: unknown): LooseMut {
   const o: LooseMut = isObj(base) ? { ...base } : dl.plan.init();
   const fs = dl.plan.fields;
   for (let i = 0; i < fs.length; i++) {
-    const v = dl.vals[i];
+    const v = bytesOf(dl.vals[i]);
     const f = fs[i] as FieldPlan;
     if (v === undefined || !f.stateful) continue;
     o[f.key] = f.view === undefined ? v : f.view(v, o[f.key]);

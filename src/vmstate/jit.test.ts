@@ -1,0 +1,146 @@
+/**
+ * The generated codec's own representations, checked against the closure path: buffers decoded as spans of the
+ * received chunk (applied, validated, seen by predicates, applied with the JIT switched off in between), and runs
+ * read straight from the current chunk when a run straddles chunks.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { suite, test } from "node:test";
+import { ByteReader } from "../wire/byte-reader.js";
+import { bothPaths, chunked, hex, load, outcome, save, unhex } from "./_util.test.js";
+import * as vm from "./index.js";
+
+void suite("generated codec: buffers", () => {
+  const sizes = [1, 3, 4, 7, 32, 257];
+  for (const n of sizes) {
+    test(`a buffer(${n}) is copied into the current one, or replaces one of another length`, () => {
+      const dev = vm.device(`b${n}`, { version: 1, fields: { a: vm.u8(), buf: vm.buffer(n), z: vm.u16() } });
+      const bytes = new Uint8Array(n).map((_, i) => (i * 37 + 1) & 0xff);
+      const state = { a: 9, buf: bytes, z: 0x1234 };
+      const saved = save(dev, state);
+      const [x, y] = bothPaths(() => {
+        const t = vm.initialState(dev);
+        const keep = t.buf;
+        load(dev, t, saved, 1);
+        const odd = { a: 0, buf: new Uint8Array(n + 1), z: 0 };
+        load(dev, odd, saved, 1);
+        return { t, same: t.buf === keep, odd, oddLen: odd.buf.length };
+      });
+      assert.deepEqual(x, y);
+      assert.deepEqual(x.t, state);
+      assert.equal(x.same, true);
+      assert.equal(x.oddLen, n);
+      // The loaded buffer is a copy, not a view of the stream.
+      saved.fill(0);
+      assert.deepEqual(x.t.buf, bytes);
+      assert.deepEqual(x.odd.buf, bytes);
+    });
+  }
+
+  test("validate and test predicates, and a struct's view, see the decoded buffer as a Uint8Array", () => {
+    const seen: string[] = [];
+    const inner = vm.device("in", { version: 1, fields: { buf: vm.buffer(3), k: vm.u8() } });
+    const dev = vm.device("pv", {
+      version: 1,
+      fields: {
+        st: vm.struct(inner),
+        ok: vm.validate((s) => {
+          seen.push(`validate ${s.st.buf instanceof Uint8Array} ${[...s.st.buf]}`);
+          return s.st.buf[0] === 1;
+        }),
+        own: vm.buffer(2),
+        more: vm.u8({
+          test: (s) => {
+            seen.push(`test ${s.own instanceof Uint8Array} ${[...s.own]} ${[...s.st.buf]}`);
+            return s.own[1] === 4;
+          },
+        }),
+      },
+    });
+    const [x, y] = bothPaths(() => {
+      seen.length = 0;
+      const t = vm.initialState(dev);
+      const r = outcome(() => load(dev, t, unhex("010203 05 0304 06"), 1));
+      const bad = vm.initialState(dev);
+      const e = outcome(() => load(dev, bad, unhex("090203 05 0304 06"), 1));
+      return { r, t, e, bad, seen: [...seen] };
+    });
+    assert.deepEqual(x, y);
+    assert.deepEqual(x.t, { st: { buf: Uint8Array.from([1, 2, 3]), k: 5 }, own: Uint8Array.from([3, 4]), more: 6 });
+    assert.equal((x.e as { code: string }).code, "VALIDATION_FAILED");
+    assert.deepEqual(x.bad, vm.initialState(dev));
+    assert.ok(x.seen.includes("validate true 1,2,3"));
+    assert.ok(x.seen.includes("test true 3,4 1,2,3"));
+  });
+
+  test("decoded with the JIT on, applied with it off (and the other way round)", () => {
+    const dev = vm.device("sw", {
+      version: 1,
+      fields: { a: vm.u32(), buf: vm.buffer(6), st: vm.struct({ b: vm.buffer(2) }) },
+    });
+    const bytes = unhex("00000007 010203040506 0809");
+    const want = { a: 7, buf: Uint8Array.from([1, 2, 3, 4, 5, 6]), st: { b: Uint8Array.from([8, 9]) } };
+    const was = vm.vmstateJit();
+    try {
+      for (const [first, second] of [
+        [true, false],
+        [false, true],
+      ]) {
+        vm.setVmstateJit(first as boolean);
+        const t = vm.initialState(dev);
+        const d = vm.decodeDevice(ByteReader.fromBytes(bytes), dev, t, 1);
+        vm.setVmstateJit(second as boolean);
+        vm.applyDevice(dev, t, d);
+        assert.deepEqual(t, want);
+      }
+    } finally {
+      vm.setVmstateJit(was);
+    }
+  });
+});
+
+void suite("generated codec: runs across chunks", () => {
+  test("every split of a device with runs, a counted array and a subsection decodes the same", async () => {
+    const dev = vm.device("rc", {
+      version: 1,
+      fields: {
+        a: vm.u32(),
+        b: vm.u64(),
+        c: vm.array(vm.u16(), 3),
+        n: vm.u8(),
+        w: vm.varray(vm.u16(), "n", { max: 8 }),
+        buf: vm.buffer(5),
+        t: vm.i32(),
+      },
+      subsections: { x: { name: "rc/x", version: 1, fields: { y: vm.u32(), g: vm.buffer(2) }, needed: () => true } },
+    });
+    const state = {
+      a: 0xdeadbeef,
+      b: 0x0102030405060708n,
+      c: [1, 2, 0xffff],
+      n: 3,
+      w: [7, 8, 9],
+      buf: Uint8Array.from([5, 4, 3, 2, 1]),
+      t: -2,
+      x: { y: 42, g: Uint8Array.from([0xaa, 0xbb]) },
+    };
+    const bytes = unhex(`${hex(save(dev, state))} 7e 00 00 00 00`);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      for (const jit of [true, false]) {
+        const was = vm.vmstateJit();
+        vm.setVmstateJit(jit);
+        try {
+          const t = vm.initialState(dev);
+          const r = new ByteReader(chunked(bytes, [cut, bytes.length]));
+          await vm.loadDeviceAsync(r, dev, t, 1);
+          assert.deepEqual(t, state, `cut at ${cut}, jit ${jit}`);
+          assert.equal(r.offset, bytes.length - 5);
+        } finally {
+          vm.setVmstateJit(was);
+        }
+      }
+    }
+  });
+});
