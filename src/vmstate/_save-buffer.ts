@@ -25,6 +25,23 @@ export class SaveBuffer {
     this.view = new DataView(this.buf.buffer);
   }
 
+  /** The last view {@link SaveBuffer.written} made. */
+  #out: Uint8Array | undefined;
+
+  /**
+   * The bytes written so far (from 0 to {@link SaveBuffer.pos}), as a view. The last view is kept and returned
+   * again while the length and the buffer are the same (saving a device of the same size again), since making a
+   * view costs about as much as writing a dozen fields. A caller that lets the view escape must not put the buffer
+   * back in the pool.
+   */
+  written(): Uint8Array {
+    const o = this.#out;
+    if (o !== undefined && o.length === this.pos && o.buffer === this.buf.buffer) return o;
+    const v = new Uint8Array(this.buf.buffer, 0, this.pos);
+    this.#out = v;
+    return v;
+  }
+
   /** Makes room for `n` more bytes. */
   ensure(n: number): void {
     if (this.pos + n > this.buf.length) this.grow(n);

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { suite, test } from "node:test";
 import { ByteReader } from "../wire/byte-reader.js";
+import { ByteWriter } from "../wire/byte-writer.js";
 import { bothPaths, chunked, hex, load, outcome, save, unhex } from "./_util.test.js";
 import * as vm from "./index.js";
 
@@ -142,5 +143,34 @@ void suite("generated codec: runs across chunks", () => {
         }
       }
     }
+  });
+});
+
+void suite("staging buffer", () => {
+  test("saves of the same size reuse the staged view only while no writer kept it", async () => {
+    const dev = vm.device("sz", { version: 1, fields: { a: vm.u32(), buf: vm.buffer(120) } });
+    const got: Uint8Array[] = [];
+    // A small writer buffer: the 124-byte payload is handed to the sink as a view (kept), not copied.
+    const w = new ByteWriter(
+      {
+        write: (c: Uint8Array) => {
+          got.push(c);
+          return Promise.resolve();
+        },
+      },
+      { bufferSize: 64, passThroughThreshold: 32 },
+    );
+    for (let i = 0; i < 4; i++) vm.saveDevice(w, dev, { a: i, buf: new Uint8Array(120).fill(i + 1) });
+    await w.flush();
+    const all = Uint8Array.from(got.flatMap((c) => [...c]));
+    assert.equal(all.length, 4 * 124);
+    for (let i = 0; i < 4; i++) {
+      const rec = all.subarray(i * 124, (i + 1) * 124);
+      assert.equal(new DataView(rec.buffer, rec.byteOffset).getUint32(0), i);
+      assert.ok(rec.subarray(4).every((b) => b === i + 1));
+    }
+    // A writer that copies: the same bytes.
+    const saved = [0, 1, 2, 3].map((i) => hex(save(dev, { a: i, buf: new Uint8Array(120).fill(i + 1) })));
+    assert.equal(saved.join(""), hex(all));
   });
 });
