@@ -341,6 +341,12 @@ function genSave(plan: LevelPlan, shapes: readonly Shape[], x: Externals): strin
   const inl: boolean[] = [];
   const room = (n: string): string =>
     `if (p + ${n} > b.length) { sb.pos = p; sb.grow(${n}); b = sb.buf; dv = sb.view; }`;
+  // A short fixed array element by element, unrolled.
+  const elemsUnrolled = (kind: ScalarKind, n: number): string =>
+    Array.from(
+      { length: n },
+      (_, j) => `v = a[${j}]; if (${BAD[kind]}) throw $seg(${badExpr(kind)}, ${j}); ${WRITE[kind]}`,
+    ).join(" ");
   const elemLoop = (kind: ScalarKind, a: string, n: string): string =>
     `for (let j = 0; j < ${n}; j++) { v = ${a}[j]; if (${BAD[kind]}) throw $seg(${badExpr(kind)}, j); ${WRITE[kind]} }`;
   // Consecutive fixed-size fields without tests share one capacity check.
@@ -445,7 +451,7 @@ function genSave(plan: LevelPlan, shapes: readonly Shape[], x: Externals): strin
       case "scalar":
         return `v = ${get}; if (${BAD[s.kind]}) throw ${badExpr(s.kind)}; ${WRITE[s.kind]}`;
       case "array":
-        return `{ const a = ${get}; if (!Array.isArray(a) || a.length !== ${s.n}) throw $bad("array", a, ${JSON.stringify(`is not an array of ${s.n} elements`)}); ${elemLoop(s.kind, "a", String(s.n))} }`;
+        return `{ const a = ${get}; if (!Array.isArray(a) || a.length !== ${s.n}) throw $bad("array", a, ${JSON.stringify(`is not an array of ${s.n} elements`)}); ${s.n <= 16 ? elemsUnrolled(s.kind, s.n) : elemLoop(s.kind, "a", String(s.n))} }`;
       case "buffer":
         return `v = ${get}; if (!(v instanceof Uint8Array) || v.length !== ${s.size}) throw $bad("buffer", v, ${JSON.stringify(`is not a Uint8Array(${s.size})`)}); b.set(v, p); p += ${s.size};`;
       case "unused":

@@ -102,6 +102,28 @@ void suite("generated codec: buffers", () => {
   });
 });
 
+void suite("generated codec: short arrays (unrolled on save)", () => {
+  test("a bad element is reported with its index and offset, as on the closure path", () => {
+    const dev = vm.device("ae", {
+      version: 1,
+      fields: { a: vm.u8(), arr: vm.array(vm.u16(), 4), bs: vm.array(vm.bool(), 3) },
+    });
+    const cases = [
+      [{ a: 1, arr: [1, 2, 70000, 4], bs: [true, false, true] }, ["ae", "arr", 2], 5],
+      [{ a: 1, arr: [1, 2, 7, 4], bs: [true, 0, true] }, ["ae", "bs", 1], 10],
+    ] as const;
+    for (const [state, path, offset] of cases) {
+      const [x, y] = bothPaths(() => outcome(() => save(dev, state)));
+      assert.deepEqual(x, y);
+      assert.deepEqual((x as { path: unknown }).path, path);
+      assert.equal((x as { offset: unknown }).offset, offset);
+    }
+    const [x, y] = bothPaths(() => hex(save(dev, { a: 1, arr: [1, 2, 0xffff, 4], bs: [true, false, true] })));
+    assert.equal(x, y);
+    assert.equal(x, "01 0001 0002 ffff 0004 01 00 01".replaceAll(" ", ""));
+  });
+});
+
 void suite("generated codec: runs across chunks", () => {
   test("every split of a device with runs, a counted array and a subsection decodes the same", async () => {
     const dev = vm.device("rc", {
