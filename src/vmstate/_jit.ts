@@ -518,17 +518,33 @@ function bulkWorth(run: readonly Shape[]): boolean {
  */
 function genSubsDecode(plan: LevelPlan, x: Externals): string {
   const pname = plan.desc.nameBytes;
+  // `bytes` equal to the chunk's bytes at `q + 2 + …`, compared in order (stops at the first difference).
+  const same = (bytes: Uint8Array): string =>
+    bytes.length <= 64
+      ? Array.from(bytes, (b, k) => `u[q + ${2 + k}] === ${b}`).join(" && ") || "true"
+      : `r.peekIs(2, ${x.add(bytes)})`;
   // Known names first, then the parent's prefix (see decodeSubs: no byte is peeked that the other order would not).
   const cases = plan.subs.map((sub, q) => {
     const nb = sub.desc.nameBytes;
     return `${q === 0 ? "" : "else "}if (len === ${nb.length} && r.peekIs(2, ${x.add(nb)})) s = ${x.add(sub)};`;
   });
+  const fastCases = plan.subs.map((sub, q) => {
+    const nb = sub.desc.nameBytes;
+    return `${q === 0 ? "" : "else "}if (len === ${nb.length} && ${same(nb)}) s = ${x.add(sub)};`;
+  });
   const found = plan.subs.map((sub) => {
     const sv = x.add(sub);
+    const n = sub.desc.nameBytes.length;
     return `if (s === ${sv}) {
       try {
-        r.skip(2 + len);
-        const version = r.u32();
+        let version;
+        if (q >= 0) {
+          r.take(${n + 6});
+          version = r.chunkView.getUint32(q + ${n + 2});
+        } else {
+          r.skip(2 + len);
+          version = r.u32();
+        }
         $checkVersion(s.desc, version, at);
         const sp = s.level(version);
         const t = ${prop("root", sub.key)};
@@ -540,17 +556,33 @@ function genSubsDecode(plan: LevelPlan, x: Externals): string {
       }
     }`;
   });
+  // The fast path: the marker, length, longest known name and version are all in the current chunk (else the same
+  // steps through the reader's peeks, which wait for bytes or fail with TRUNCATED at the end of the stream).
+  const window = Math.max(2 + pname.length, ...plan.subs.map((sub) => sub.desc.nameBytes.length + 6));
   return `let subs = null;
   for (;;) {
-    if (r.available === 0 && r.sourceEnded) break;
-    if (r.peekU8(0) !== 5) break;
-    const len = r.peekU8(1);
-    if (len < ${pname.length + 1}) break;
-    let s;
-    ${cases.join("\n    ")}
-    if (s === undefined) {
-      if (!r.peekIs(2, ${x.add(pname)})) break;
-      $unknownSub(r, ${x.add(plan)}, len);
+    let s, len;
+    const q = r.peekPos(${window});
+    if (q >= 0) {
+      const u = r.chunk;
+      if (u[q] !== 5) break;
+      len = u[q + 1];
+      if (len < ${pname.length + 1}) break;
+      ${fastCases.join("\n      ")}
+      if (s === undefined) {
+        if (!(${same(pname)})) break;
+        $unknownSub(r, ${x.add(plan)}, len);
+      }
+    } else {
+      if (r.available === 0 && r.sourceEnded) break;
+      if (r.peekU8(0) !== 5) break;
+      len = r.peekU8(1);
+      if (len < ${pname.length + 1}) break;
+      ${cases.join("\n      ")}
+      if (s === undefined) {
+        if (!r.peekIs(2, ${x.add(pname)})) break;
+        $unknownSub(r, ${x.add(plan)}, len);
+      }
     }
     const at = r.offset;
     if (subs !== null) $twice(subs, s, ${x.add(plan)}, at);

@@ -209,6 +209,21 @@ void suite("ByteReader", () => {
     assert.equal(r.take(1), -1);
   });
 
+  test("peekPos() tells where the cursor is in the current chunk when enough bytes are in it, consuming nothing", async () => {
+    const r = new ByteReader(chunked([new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])]));
+    await r.fill(5);
+    r.u8();
+    assert.equal(r.peekPos(2), 1);
+    assert.equal(r.peekPos(3), -1);
+    assert.equal(r.offset, 1);
+    r.skip(2);
+    // At the end of a chunk: the next one.
+    assert.equal(r.peekPos(2), 0);
+    assert.deepEqual([...r.chunk], [4, 5]);
+    assert.equal(r.offset, 3);
+    assert.equal(r.u8(), 4);
+  });
+
   test("peekIs() compares ahead without consuming, across chunks, and only needs the bytes it compares", async () => {
     const r = new ByteReader(chunked([new Uint8Array([5, 3, 0x61]), new Uint8Array([0x62, 0x63])]));
     await r.fill(3);

@@ -342,6 +342,17 @@ export class ByteReader {
     return -1;
   }
 
+  /**
+   * Where the cursor is in {@link ByteReader.chunk} when the next `n` bytes are all in that chunk; -1 otherwise.
+   * Consumes nothing (a finished chunk may be left for the next one, which does not move the offset). @internal
+   */
+  peekPos(n: number): number {
+    if (this.#pos + n <= this.#cur.length) return this.#pos;
+    if (this.#pos < this.#cur.length) return -1;
+    this.#advance();
+    return this.#pos + n <= this.#cur.length ? this.#pos : -1;
+  }
+
   /** The current chunk (what positions returned by {@link ByteReader.take} index). @internal */
   get chunk(): Uint8Array {
     return this.#cur;
