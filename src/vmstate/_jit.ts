@@ -88,7 +88,11 @@ function newFunction(...args: string[]): (...a: unknown[]) => unknown {
 export function jitFor(plan: LevelPlan): JitFns | null {
   if (!enabled) return null;
   const fns = plan.jit.fns;
-  if (fns !== undefined) return fns;
+  return fns !== undefined ? fns : firstJit(plan);
+}
+
+/** `jitFor` when the plan has no generated functions yet (kept apart so that `jitFor` stays small enough to inline). */
+function firstJit(plan: LevelPlan): JitFns | null {
   if (!vmstateJit()) return null;
   let made: JitFns;
   try {

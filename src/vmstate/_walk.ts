@@ -29,11 +29,13 @@ function isObj(v: unknown): v is LooseMut {
  * runs even when the fields or subsections failed; the first error wins. @internal
  */
 export function saveLevel(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loose): void {
+  // Small on purpose, so that V8 inlines the dispatch where it is called; the closure path is a function of its own.
   const jit = jitFor(plan);
-  if (jit !== null) {
-    jit.saveLevel(sb, obj, root);
-    return;
-  }
+  if (jit !== null) jit.saveLevel(sb, obj, root);
+  else saveLevelClosures(sb, plan, obj, root);
+}
+
+function saveLevelClosures(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loose): void {
   const d = plan.desc;
   const hookState = d.isSubsection ? root : obj;
   if (d.preSave !== undefined) runHook(d.preSave, hookState, plan.version, "save", d.name, "preSave", undefined);
@@ -133,7 +135,10 @@ function saveSubs(sb: SaveBuffer, plan: LevelPlan, root: Loose): void {
  */
 export function decodeLevel(r: ByteReader, plan: LevelPlan, cur: Loose, root: Loose): DLevel {
   const jit = jitFor(plan);
-  if (jit !== null) return jit.decodeLevel(r, cur, root);
+  return jit !== null ? jit.decodeLevel(r, cur, root) : decodeLevelClosures(r, plan, cur, root);
+}
+
+function decodeLevelClosures(r: ByteReader, plan: LevelPlan, cur: Loose, root: Loose): DLevel {
   const start = r.offset;
   const fs = plan.fields;
   const n = fs.length;
@@ -329,12 +334,13 @@ export function checkLevel(dl: DLevel, obj: Loose, root: Loose): void {
  * place), subsections in stream order (each with its hooks), then `postLoad(versionId)`. @internal
  */
 export function applyLevel(dl: DLevel, obj: LooseMut, root: LooseMut): void {
+  const jit = jitFor(dl.plan);
+  if (jit !== null) jit.applyLevel(dl, obj, root);
+  else applyLevelClosures(dl, obj, root);
+}
+
+function applyLevelClosures(dl: DLevel, obj: LooseMut, root: LooseMut): void {
   const plan = dl.plan;
-  const jit = jitFor(plan);
-  if (jit !== null) {
-    jit.applyLevel(dl, obj, root);
-    return;
-  }
   const d = plan.desc;
   const hookState = d.isSubsection ? root : obj;
   if (d.preLoad !== undefined) runHook(d.preLoad, hookState, dl.version, "load", d.name, "preLoad", dl.start);
