@@ -25,8 +25,9 @@ export class SaveBuffer {
     this.view = new DataView(this.buf.buffer);
   }
 
-  /** The last view {@link SaveBuffer.written} made. */
+  /** The last view {@link SaveBuffer.written} made, and the {@link SaveBuffer.buf} it is a view of. */
   #out: Uint8Array | undefined;
+  #outOf: Uint8Array | undefined;
 
   /**
    * The bytes written so far (from 0 to {@link SaveBuffer.pos}), as a view. The last view is kept and returned
@@ -36,9 +37,11 @@ export class SaveBuffer {
    */
   written(): Uint8Array {
     const o = this.#out;
-    if (o !== undefined && o.length === this.pos && o.buffer === this.buf.buffer) return o;
+    // The buffers are compared as the Uint8Arrays: reading `.buffer` costs more than making the view.
+    if (o !== undefined && o.length === this.pos && this.#outOf === this.buf) return o;
     const v = new Uint8Array(this.buf.buffer, 0, this.pos);
     this.#out = v;
+    this.#outOf = this.buf;
     return v;
   }
 
