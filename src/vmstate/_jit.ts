@@ -313,6 +313,17 @@ function fixed(): Record<string, unknown> {
   };
 }
 
+/**
+ * Statements that set `name` to the element count of a `varray` from its raw length value `raw`: inline when it is
+ * an integer in `[0, max]` (which the count check returns unchanged), else through the count check itself (its
+ * errors, QEMU's negative `i32` rule).
+ */
+function countStmt(f: FieldPlan, name: string, raw: string, op: "load" | "save", offset: string, x: Externals): string {
+  const c = f.count as NonNullable<FieldPlan["count"]>;
+  const max = (f.entry.field as { readonly max: number }).max;
+  return `${name} = ${raw}; if (!(${name} >>> 0 === ${name} && ${name} <= ${max})) ${name} = ${x.add(c.norm)}(${name}, "${op}", ${offset});`;
+}
+
 /** Collects the values the generated code refers to; they become the factory's parameters `$0`, `$1`, … */
 class Externals {
   readonly names: string[];
@@ -467,8 +478,7 @@ function genSave(plan: LevelPlan, shapes: readonly Shape[], x: Externals): strin
 
   function saveVarray(f: FieldPlan, kind: ScalarKind): string {
     const c = f.count as NonNullable<FieldPlan["count"]>;
-    const norm = x.add(c.norm);
-    return `{ const a = ${prop("o", f.key)}; const n = ${norm}(${prop("o", c.ref)}, "save", undefined); if (!Array.isArray(a) || a.length !== n) throw $bad("varray", a, \`is not an array of \${n} elements\`); ${room(`n * ${SIZE[kind]}`)} ${elemLoop(kind, "a", "n")} }`;
+    return `{ const a = ${prop("o", f.key)}; let n; ${countStmt(f, "n", prop("o", c.ref), "save", "undefined", x)} if (!Array.isArray(a) || a.length !== n) throw $bad("varray", a, \`is not an array of \${n} elements\`); ${room(`n * ${SIZE[kind]}`)} ${elemLoop(kind, "a", "n")} }`;
   }
 }
 
@@ -715,7 +725,7 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
           ? `(${slot(cnt.idx)} !== undefined ? ${slot(cnt.idx)} : ${prop("c", cnt.ref)})`
           : prop("c", cnt.ref);
       const sz = SIZE[s.kind];
-      return `v = ${x.add(cnt.norm)}(${raw}, "load", r.offset); p = r.take(v * ${sz}); if (p >= 0) { const d = r.chunkView, a = new Array(v); for (let j = 0; j < v; j++, p += ${sz}) a[j] = ${viewRead(s.kind, 0)}; v = a; } else v = ${x.add(elemsReader(s.kind))}(r, v);`;
+      return `${countStmt(f, "v", raw, "load", "r.offset", x)} p = r.take(v * ${sz}); if (p >= 0) { const d = r.chunkView, a = new Array(v); for (let j = 0; j < v; j++, p += ${sz}) a[j] = ${viewRead(s.kind, 0)}; v = a; } else v = ${x.add(elemsReader(s.kind))}(r, v);`;
     }
     return `v = ${decodeExpr(f, s, k)};`;
   }
