@@ -285,6 +285,7 @@ export interface Walkers {
   readonly $saveLevel: unknown;
   readonly $decodeLevel: unknown;
   readonly $applyLevel: unknown;
+  readonly $applyClosures: unknown;
   readonly $subState: unknown;
   readonly $subHeader: unknown;
   readonly $checkVersion: unknown;
@@ -759,6 +760,245 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
   }
 }
 
+// ------------------------------------------------------------------------------------------- located decoding
+
+/**
+ * Whether a level is decoded "located": every field is a scalar, a scalar array, a buffer, an unused gap or a
+ * counted scalar array, none has a test and no predicate sees decoded values while the level decodes. Then the
+ * decoder does not read the values of fixed-size runs at all: it checks that each run's bytes are there and keeps
+ * where they are (the chunk's DataView and a position; received chunks are never reused, and a run split across
+ * chunks is copied into one array first). The apply step reads the values from there straight into the state, as a
+ * hand-written decoder would; `vals` (for checks, `materialize` and the closure path) reads them on first use.
+ * Nothing that can fail is left to the apply step: once a run's bytes are there, its values are.
+ */
+function locatedOk(plan: LevelPlan, shapes: readonly Shape[]): boolean {
+  if (plan.needsOverlay || plan.fields.length === 0) return false;
+  return shapes.every(
+    (s) =>
+      s.t === "scalar" ||
+      s.t === "array" ||
+      s.t === "buffer" ||
+      s.t === "unused" ||
+      (s.t === "varray" && s.kind !== "u8"),
+  );
+}
+
+interface Run {
+  /** Field indices `from` (inclusive) to `to` (exclusive). */
+  readonly from: number;
+  readonly to: number;
+  readonly size: number;
+  /** Offsets of the fields in the run. */
+  readonly at: readonly number[];
+}
+
+function runsOf(shapes: readonly Shape[]): Run[] {
+  const runs: Run[] = [];
+  let k = 0;
+  while (k < shapes.length) {
+    if (fixedReadSize(shapes[k] as Shape) < 0) {
+      k++;
+      continue;
+    }
+    const from = k;
+    const at: number[] = [];
+    let size = 0;
+    while (k < shapes.length && fixedReadSize(shapes[k] as Shape) >= 0) {
+      at.push(size);
+      size += fixedReadSize(shapes[k] as Shape);
+      k++;
+    }
+    runs.push({ from, to: k, size, at });
+  }
+  return runs;
+}
+
+/** One value of a run field read from DataView `d` at `p + at` (as the eager decoder reads it). */
+function locatedRead(s: Shape, at: number): string {
+  switch (s.t) {
+    case "scalar":
+      return viewRead(s.kind, at);
+    case "array": {
+      const sz = SIZE[s.kind];
+      if (s.n <= 32) return `[${Array.from({ length: s.n }, (_, j) => viewRead(s.kind, at + j * sz)).join(", ")}]`;
+      return `((a) => { for (let j = 0, q = ${at}; j < ${s.n}; j++, q += ${sz}) a[j] = ${viewRead(s.kind, "q")}; return a; })(new Array(${s.n}))`;
+    }
+    case "buffer":
+      return `new $span(d, p + ${at}, ${s.size})`;
+    default:
+      return "true";
+  }
+}
+
+/** The decoder, the apply step and the decoded instance's class of a located level (see {@link locatedOk}). */
+function genLocated(
+  plan: LevelPlan,
+  shapes: readonly Shape[],
+  x: Externals,
+): { cls: string; decode: string; apply: string } {
+  const fs = plan.fields;
+  const version = JSON.stringify(plan.version);
+  const runs = runsOf(shapes);
+  const runOf = new Map<number, { q: number; at: number }>();
+  runs.forEach((run, q) => {
+    for (let k = run.from; k < run.to; k++) runOf.set(k, { q, at: run.at[k - run.from] as number });
+  });
+  const other = fs.map((_, k) => k).filter((k) => !runOf.has(k));
+  // Count fields in runs are read while decoding (the counted array needs them).
+  const counts = new Set<number>();
+  for (const f of fs) if (f.count !== undefined && f.count.idx >= 0 && runOf.has(f.count.idx)) counts.add(f.count.idx);
+  const keys = x.add(fs.map((f) => f.key));
+  const out: string[] = [];
+  for (let k = 0; k < fs.length; ) {
+    const f = fs[k] as FieldPlan;
+    const s = shapes[k] as Shape;
+    const loc = runOf.get(k);
+    if (loc !== undefined) {
+      const run = runs[loc.q] as Run;
+      const offs: string[] = [];
+      const reads: string[] = [];
+      for (let j = run.from; j < run.to; j++) {
+        const at = run.at[j - run.from] as number;
+        if (plan.hasOffsets) offs.push(`offs[${j}] = at + ${at};`);
+        if (counts.has(j)) {
+          const sj = shapes[j] as Shape & { kind: ScalarKind };
+          reads.push(`{ const d = d${loc.q}, p = p${loc.q}; v${j} = ${viewRead(sj.kind, at)}; }`);
+        }
+      }
+      // Field by field when the bytes are not all buffered: that fails at the right field and offset.
+      const failing: string[] = [];
+      for (let j = run.from; j < run.to; j++)
+        failing.push(`i = ${j}; ${discard(fs[j] as FieldPlan, shapes[j] as Shape)}`);
+      out.push(`i = ${run.from}; at = r.offset; p = r.take(${run.size});
+    if (p >= 0) {
+      d${loc.q} = r.chunkView; p${loc.q} = p;
+    } else if (r.available >= ${run.size}) {
+      const u = r.bytes(${run.size});
+      d${loc.q} = new DataView(u.buffer, u.byteOffset, ${run.size}); p${loc.q} = 0;
+    } else {
+      ${failing.join("\n      ")}
+      throw new TypeError("vmstate: a run was not cut short");
+    }
+    ${offs.join(" ")} ${reads.join(" ")}`);
+      k = run.to;
+      continue;
+    }
+    // A counted array of scalars (the only field outside runs).
+    const cnt = f.count as NonNullable<FieldPlan["count"]>;
+    const sk = (s as Shape & { kind: ScalarKind }).kind;
+    const raw = cnt.idx >= 0 ? `v${cnt.idx}` : prop("cur", cnt.ref);
+    const sz = SIZE[sk];
+    out.push(
+      `i = ${k}; ${plan.hasOffsets ? `offs[${k}] = r.offset; ` : ""}${countStmt(f, "v", raw, "load", "r.offset", x)} p = r.take(v * ${sz}); if (p >= 0) { const d = r.chunkView, a = new Array(v); for (let j = 0; j < v; j++, p += ${sz}) a[j] = ${viewRead(sk, 0)}; v = a; } else v = ${x.add(elemsReader(sk))}(r, v); v${k} = v;`,
+    );
+    k++;
+  }
+  const fields = [
+    "plan",
+    "subs",
+    "start",
+    "offs",
+    "version",
+    ...runs.flatMap((_, q) => [`d${q}`, `p${q}`]),
+    ...other.map((k) => `v${k}`),
+  ];
+  // The whole `vals` array, read from the runs (for checks, `materialize` and the closure path).
+  const merge = fs.map((_, k) => {
+    const loc = runOf.get(k);
+    if (loc === undefined) return `this.v${k}`;
+    return `((d, p) => ${locatedRead(shapes[k] as Shape, loc.at)})(this.d${loc.q}, this.p${loc.q})`;
+  });
+  const cls = `class Located {
+    constructor(${fields.join(", ")}) {
+      ${fields.map((n) => `this.${n} = ${n};`).join(" ")}
+      this.all = undefined;
+    }
+    get vals() {
+      if (this.all === undefined) this.all = [${merge.join(", ")}];
+      return this.all;
+    }
+  }`;
+  const locals = [
+    ...runs.flatMap((_, q) => [`d${q}`, `p${q} = 0`]),
+    ...[...new Set([...other, ...counts])].map((k) => `v${k}`),
+  ];
+  const decode = `function decodeLevel(r, cur, root) {
+  const start = r.offset;
+  const offs = ${plan.hasOffsets ? `new Array(${fs.length})` : "null"};
+  let v, i = 0, p = 0, at = 0${locals.length > 0 ? `, ${locals.join(", ")}` : ""};
+  try {
+    ${out.join("\n    ")}
+  } catch (e) {
+    throw $seg(e, ${keys}[i]);
+  }
+  ${genSubsDecode(plan, x)}
+  return new Located(${x.add(plan)}, subs, start, offs, ${version}${runs.length + other.length > 0 ? ", " : ""}${[...runs.flatMap((_, q) => [`d${q}`, `p${q}`]), ...other.map((k) => `v${k}`)].join(", ")});
+}`;
+  // The apply step: values straight from the runs into the state, in field order.
+  const body: { from: number; text: string }[] = [];
+  for (const run of runs) {
+    const q = runs.indexOf(run);
+    const stmts: string[] = [];
+    for (let k = run.from; k < run.to; k++) {
+      const f = fs[k] as FieldPlan;
+      const s = shapes[k] as Shape;
+      const at = run.at[k - run.from] as number;
+      const get = prop("o", f.key);
+      if (s.t === "unused" || (s.t === "scalar" && f.equal)) continue;
+      if (s.t === "buffer") {
+        stmts.push(`i = ${k}; ${copyBuffer(get, s.size, "d", `p + ${at}`)}`);
+        continue;
+      }
+      stmts.push(`i = ${k}; ${get} = ${locatedRead(s, at)};`);
+    }
+    body.push({ from: run.from, text: `{ const d = dl.d${q}, p = dl.p${q}; ${stmts.join(" ")} }` });
+  }
+  for (const k of other) {
+    body.push({ from: k, text: `i = ${k}; ${prop("o", (fs[k] as FieldPlan).key)} = dl.v${k};` });
+  }
+  const ordered = body.sort((a, b) => a.from - b.from).map((b) => b.text);
+  const apply = applyShell(
+    plan,
+    x,
+    `if (!(dl instanceof Located)) {
+    $applyClosures(dl, o, root);
+    return;
+  }`,
+    `let i = 0;
+  try {
+    ${ordered.join("\n    ")}
+  } catch (e) {
+    throw $seg(e, ${keys}[i]);
+  }`,
+  );
+  return { cls, decode, apply };
+
+  function discard(f: FieldPlan, s: Shape): string {
+    switch (s.t) {
+      case "scalar":
+        return `${READ[s.kind]};`;
+      case "array":
+        return s.kind === "u8" ? `${x.add(f.decode)}(r, null, cur);` : `${x.add(elemsReader(s.kind))}(r, ${s.n});`;
+      case "buffer":
+        return `r.bytes(${s.size});`;
+      case "unused":
+        return `r.skip(${s.size});`;
+      default:
+        throw new TypeError(`Cannot generate field "${f.key}": not in a run`);
+    }
+  }
+}
+
+/**
+ * Copies a buffer of `size` bytes at `at` in DataView `dv` into the current buffer `get` (same length), four bytes
+ * at a time, else through `$ab` (a view of the bytes, copied).
+ */
+function copyBuffer(get: string, size: number, dv: string, at: string): string {
+  const n4 = size & ~3;
+  const tail = n4 < size ? ` for (let j = ${n4}; j < ${size}; j++) t[j] = ${dv}.getUint8(q + j);` : "";
+  return `{ const t = ${get}, q = ${at}; if (t instanceof Uint8Array && t.length === ${size}) { for (let j = 0; j < ${n4}; j += 4) { const w = ${dv}.getUint32(q + j); t[j] = w >>> 24; t[j + 1] = w >>> 16; t[j + 2] = w >>> 8; t[j + 3] = w; }${tail} } else ${get} = $ab(t, new $span(${dv}, q, ${size})); }`;
+}
+
 const readers = new Map<ScalarKind, (r: unknown, n: number) => unknown[]>();
 
 /** A reader of `n` elements of one kind (one per kind, so each has its own monomorphic call sites). */
@@ -827,6 +1067,22 @@ function genApply(plan: LevelPlan, shapes: readonly Shape[], x: Externals): stri
     );
   }
   const keys = x.add(fs.map((f) => f.key));
+  return applyShell(
+    plan,
+    x,
+    "",
+    `const vals = dl.vals;
+  let v, i = 0;
+  try {
+    ${out.join("\n    ")}
+  } catch (e) {
+    throw $seg(e, ${keys}[i]);
+  }`,
+  );
+}
+
+/** `applyLevel` around a level's field writes: `guard`, preLoad, the fields, subsections in stream order, postLoad. */
+function applyShell(plan: LevelPlan, x: Externals, guard: string, fields: string): string {
   const d = plan.desc;
   const name = JSON.stringify(d.name);
   const hs = d.isSubsection ? "root" : "o";
@@ -848,14 +1104,9 @@ function genApply(plan: LevelPlan, shapes: readonly Shape[], x: Externals): stri
       }`;
   });
   return `function applyLevel(dl, o, root) {
+  ${guard}
   ${d.preLoad === undefined ? "" : hook(d.preLoad, "preLoad")}
-  const vals = dl.vals;
-  let v, i = 0;
-  try {
-    ${out.join("\n    ")}
-  } catch (e) {
-    throw $seg(e, ${keys}[i]);
-  }
+  ${fields}
   ${
     subs.length === 0
       ? ""
@@ -875,9 +1126,10 @@ function generate(plan: LevelPlan): JitFns {
   const shapes = plan.fields.map(shapeOf);
   const x = new Externals();
   const save = genSave(plan, shapes, x);
-  const decode = genDecode(plan, shapes, x);
-  const apply = genApply(plan, shapes, x);
-  const src = `"use strict";\nreturn [\n${save},\n${decode},\n${apply}\n];`;
+  const located = locatedOk(plan, shapes) ? genLocated(plan, shapes, x) : undefined;
+  const decode = located?.decode ?? genDecode(plan, shapes, x);
+  const apply = located?.apply ?? genApply(plan, shapes, x);
+  const src = `"use strict";\n${located?.cls ?? ""}\nreturn [\n${save},\n${decode},\n${apply}\n];`;
   const make = newFunction(...x.names, src) as (
     ...args: unknown[]
   ) => [JitFns["saveLevel"], JitFns["decodeLevel"], JitFns["applyLevel"]];

@@ -394,6 +394,7 @@ registerWalkers({
   $saveLevel: saveLevel,
   $decodeLevel: decodeLevel,
   $applyLevel: applyLevel,
+  $applyClosures: applyLevelClosures,
   $subState: subState,
   $subHeader: putSubHeader,
   $checkVersion: checkVersion,

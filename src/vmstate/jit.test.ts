@@ -102,6 +102,70 @@ void suite("generated codec: buffers", () => {
   });
 });
 
+void suite("generated codec: located decoding", () => {
+  const dev = vm.device("loc", {
+    version: 1,
+    fields: {
+      a: vm.u32(),
+      id: vm.u16({ equal: true }),
+      arr: vm.array(vm.u8(), 3),
+      n: vm.u8(),
+      w: vm.varray(vm.i16(), "n", { max: 4 }),
+      gap: vm.unused(2),
+      buf: vm.buffer(6),
+      f: vm.bool(),
+    },
+  });
+  const bytes = unhex("fffffffe 0007 010203 02 fffe 0005 0000 0a0b0c0d0e0f 01");
+  const want = {
+    a: 0xfffffffe,
+    id: 7,
+    arr: [1, 2, 3],
+    n: 2,
+    w: [-2, 5],
+    buf: Uint8Array.from([10, 11, 12, 13, 14, 15]),
+    f: true,
+  };
+
+  test("decoded with the JIT on and applied with it off, and the other way round; applied twice", () => {
+    const was = vm.vmstateJit();
+    try {
+      for (const [first, second] of [
+        [true, false],
+        [false, true],
+        [true, true],
+      ]) {
+        vm.setVmstateJit(first as boolean);
+        const t = { ...vm.initialState(dev), id: 7 };
+        const d = vm.decodeDevice(ByteReader.fromBytes(bytes), dev, t, 1);
+        vm.setVmstateJit(second as boolean);
+        vm.applyDevice(dev, t, d);
+        assert.deepEqual(t, want);
+        const u = { ...vm.initialState(dev), id: 7 };
+        vm.applyDevice(dev, u, d);
+        assert.deepEqual(u, want);
+      }
+    } finally {
+      vm.setVmstateJit(was);
+    }
+  });
+
+  test("an equal field that differs fails before anything is written; truncation names the field", () => {
+    const [x, y] = bothPaths(() => {
+      const t = { ...vm.initialState(dev), id: 8 };
+      const e = outcome(() => load(dev, t, bytes, 1));
+      const cut = vm.initialState(dev);
+      const e2 = outcome(() => load(dev, cut, bytes.subarray(0, 8), 1));
+      return { e, t, e2, cut };
+    });
+    assert.deepEqual(x, y);
+    assert.equal((x.e as { code: string }).code, "FIELD_MISMATCH");
+    assert.deepEqual(x.t, { ...vm.initialState(dev), id: 8 });
+    assert.deepEqual((x.e2 as { path: unknown }).path, ["loc", "arr", 2]);
+    assert.deepEqual(x.cut, vm.initialState(dev));
+  });
+});
+
 void suite("generated codec: short arrays (unrolled on save)", () => {
   test("a bad element is reported with its index and offset, as on the closure path", () => {
     const dev = vm.device("ae", {
