@@ -348,6 +348,15 @@ class Externals {
   }
 }
 
+/** Writes a subsection header (`05, u8 len, name, be32 version`, as `putSubHeader`) through the save locals. */
+function subHeader(name: Uint8Array, version: number): string {
+  const n = name.length + 6;
+  const bytes = Array.from(name, (c, k) => `b[p + ${k + 2}] = ${c};`).join(" ");
+  return `b = sb.buf; dv = sb.view; p = sb.pos;
+        if (p + ${n} > b.length) { sb.grow(${n}); b = sb.buf; dv = sb.view; }
+        b[p] = 5; b[p + 1] = ${name.length}; ${bytes} dv.setUint32(p + ${name.length + 2}, ${version}); sb.pos = p + ${n};`;
+}
+
 /** The whole save of one instance, as the walker's `saveLevel` does it: hooks, fields, subsections. */
 function genSave(plan: LevelPlan, shapes: readonly Shape[], x: Externals): string {
   const fs = plan.fields;
@@ -415,7 +424,7 @@ function genSave(plan: LevelPlan, shapes: readonly Shape[], x: Externals): strin
       if (${cond}) {
         const t = ${prop("root", sub.key)};
         if (typeof t !== "object" || t === null) $subState(${sv}, root);
-        $subHeader(sb, ${x.add(sub.desc)});
+        ${subHeader(sub.desc.nameBytes, sub.desc.version)}
         $saveLevel(sb, ${sv}.level(${JSON.stringify(sub.desc.version)}), t, root);
       }
     } catch (e) {
