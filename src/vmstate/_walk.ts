@@ -396,7 +396,6 @@ registerWalkers({
   $applyLevel: applyLevel,
   $applyClosures: applyLevelClosures,
   $subState: subState,
-  $subHeader: putSubHeader,
   $checkVersion: checkVersion,
   $unknownSub: unknownSub,
   $twice: subTwice,
