@@ -69,16 +69,17 @@ export interface FieldPlan {
 }
 
 /**
- * The generated (JIT) form of a level's field loops, with the same contracts as the closure loops in `_walk.ts`.
+ * The generated (JIT) form of a level: the whole save, decode and apply of one instance (hooks, fields, subsection
+ * loop), with the same contracts as the walkers in `_walk.ts`, which delegate to them while the JIT is on.
  * @internal
  */
 export interface JitFns {
-  /** Saves every active field of the level (tests evaluated), as `saveFields` does. */
-  readonly saveFields: (sb: SaveBuffer, obj: Loose) => void;
-  /** Decodes every active field into `vals` (and `offs`, when not null), as `decodeLevel`'s field loop does. */
-  readonly decodeFields: (r: ByteReader, cur: Loose, vals: unknown[], offs: number[] | null) => void;
-  /** Writes the decoded values into `obj`, as `applyLevel`'s field loop does. */
-  readonly applyFields: (obj: LooseMut, vals: unknown[]) => void;
+  /** As `saveLevel`: preSave, fields (tests evaluated), needed subsections, postSave. */
+  readonly saveLevel: (sb: SaveBuffer, obj: Loose, root: Loose) => void;
+  /** As `decodeLevel`: fields, then the subsection loop; no side effects. */
+  readonly decodeLevel: (r: ByteReader, cur: Loose, root: Loose) => DLevel;
+  /** As `applyLevel`: preLoad, fields, subsections in stream order, postLoad. */
+  readonly applyLevel: (dl: DLevel, obj: LooseMut, root: LooseMut) => void;
 }
 
 /** Where a plan keeps its generated functions: `undefined` until first asked for. @internal */

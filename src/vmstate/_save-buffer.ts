@@ -25,6 +25,26 @@ export class SaveBuffer {
     this.view = new DataView(this.buf.buffer);
   }
 
+  /** The last view {@link SaveBuffer.written} made, and the {@link SaveBuffer.buf} it is a view of. */
+  #out: Uint8Array | undefined;
+  #outOf: Uint8Array | undefined;
+
+  /**
+   * The bytes written so far (from 0 to {@link SaveBuffer.pos}), as a view. The last view is kept and returned
+   * again while the length and the buffer are the same (saving a device of the same size again), since making a
+   * view costs about as much as writing a dozen fields. A caller that lets the view escape must not put the buffer
+   * back in the pool.
+   */
+  written(): Uint8Array {
+    const o = this.#out;
+    // The buffers are compared as the Uint8Arrays: reading `.buffer` costs more than making the view.
+    if (o !== undefined && o.length === this.pos && this.#outOf === this.buf) return o;
+    const v = new Uint8Array(this.buf.buffer, 0, this.pos);
+    this.#out = v;
+    this.#outOf = this.buf;
+    return v;
+  }
+
   /** Makes room for `n` more bytes. */
   ensure(n: number): void {
     if (this.pos + n > this.buf.length) this.grow(n);

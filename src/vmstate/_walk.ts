@@ -9,7 +9,7 @@
 import { MigrationError } from "../errors.js";
 import { type ByteReader, decodeText } from "../wire/byte-reader.js";
 import { runHook, runPredicate, show, streamError, withSeg } from "./_errors.js";
-import { jitFor } from "./_jit.js";
+import { bytesOf, jitFor, registerWalkers } from "./_jit.js";
 import type { DLevel, DSub, FieldPlan, LevelPlan, SubPlan } from "./_plan.js";
 import type { SaveBuffer } from "./_save-buffer.js";
 import type { LevelDesc } from "./device.js";
@@ -29,15 +29,20 @@ function isObj(v: unknown): v is LooseMut {
  * runs even when the fields or subsections failed; the first error wins. @internal
  */
 export function saveLevel(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loose): void {
+  // Small on purpose, so that V8 inlines the dispatch where it is called; the closure path is a function of its own.
+  const jit = jitFor(plan);
+  if (jit !== null) jit.saveLevel(sb, obj, root);
+  else saveLevelClosures(sb, plan, obj, root);
+}
+
+function saveLevelClosures(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loose): void {
   const d = plan.desc;
   const hookState = d.isSubsection ? root : obj;
   if (d.preSave !== undefined) runHook(d.preSave, hookState, plan.version, "save", d.name, "preSave", undefined);
   let ok = false;
   let err: unknown;
   try {
-    const jit = jitFor(plan);
-    if (jit !== null) jit.saveFields(sb, obj);
-    else saveFields(sb, plan, obj);
+    saveFields(sb, plan, obj);
     if (plan.subs.length > 0) saveSubs(sb, plan, root);
     ok = true;
   } catch (e) {
@@ -129,19 +134,17 @@ function saveSubs(sb: SaveBuffer, plan: LevelPlan, root: Loose): void {
  * far), then the subsection loop. Reads only; throws the reader's underflow untouched. @internal
  */
 export function decodeLevel(r: ByteReader, plan: LevelPlan, cur: Loose, root: Loose): DLevel {
+  const jit = jitFor(plan);
+  return jit !== null ? jit.decodeLevel(r, cur, root) : decodeLevelClosures(r, plan, cur, root);
+}
+
+function decodeLevelClosures(r: ByteReader, plan: LevelPlan, cur: Loose, root: Loose): DLevel {
   const start = r.offset;
   const fs = plan.fields;
   const n = fs.length;
   // A copy of an all-undefined array: the values (small integers, heap numbers, bigints, objects) then never
   // change the array's elements kind, which a fresh `new Array(n)` does up to twice per instance.
   const vals = plan.blank.slice();
-  const jit = jitFor(plan);
-  if (jit !== null) {
-    const offs = plan.hasOffsets ? new Array<number>(n) : null;
-    jit.decodeFields(r, cur, vals, offs);
-    const subs = decodeSubs(r, plan, root);
-    return { plan, vals, subs, start, offs, version: plan.version };
-  }
   const ov: LooseMut | null = plan.needsOverlay ? { ...cur } : null;
   const offs = plan.hasOffsets ? new Array<number>(n) : null;
   let i = 0;
@@ -176,11 +179,6 @@ export function decodeLevel(r: ByteReader, plan: LevelPlan, cur: Loose, root: Lo
   // the prefix fails the load there too.
   const subs = decodeSubs(r, plan, root);
   return { plan, vals, subs, start, offs, version: plan.version };
-}
-
-function peekEquals(r: ByteReader, ahead: number, bytes: Uint8Array): boolean {
-  for (let k = 0; k < bytes.length; k++) if (r.peekU8(ahead + k) !== bytes[k]) return false;
-  return true;
 }
 
 /** Checks a stream version against a description's `[minVersion, version]`. @internal */
@@ -219,32 +217,15 @@ function decodeSubs(r: ByteReader, plan: LevelPlan, root: Loose): DSub[] | null 
     // the first difference, so no byte is peeked that the prefix-first order would not peek.
     let found: SubPlan | undefined;
     for (const s of plan.subs) {
-      if (s.desc.nameBytes.length === len && peekEquals(r, 2, s.desc.nameBytes)) {
+      if (s.desc.nameBytes.length === len && r.peekIs(2, s.desc.nameBytes)) {
         found = s;
         break;
       }
     }
-    if (found === undefined && !peekEquals(r, 2, pname)) break;
+    if (found === undefined && !r.peekIs(2, pname)) break;
     const at = r.offset;
-    if (found === undefined) {
-      const name = decodeText(r.peekBytes(2, len));
-      throw streamError(
-        "SUBSECTION_MISMATCH",
-        `Cannot load "${plan.desc.name}": the stream has subsection "${name}", which this description does not know`,
-        at,
-      );
-    }
-    if (out !== null) {
-      for (const x of out) {
-        if (x.sub === found) {
-          throw streamError(
-            "SUBSECTION_MISMATCH",
-            `Cannot load "${plan.desc.name}": subsection "${found.desc.name}" appears twice`,
-            at,
-          );
-        }
-      }
-    }
+    if (found === undefined) unknownSub(r, plan, len);
+    if (out !== null) subTwice(out, found, plan, at);
     const sub = found;
     try {
       r.skip(2 + len);
@@ -260,6 +241,29 @@ function decodeSubs(r: ByteReader, plan: LevelPlan, root: Loose): DSub[] | null 
     }
   }
   return out;
+}
+
+/** Throws `SUBSECTION_MISMATCH` for a subsection name (of `len` bytes, after the cursor) the level does not know. @internal */
+export function unknownSub(r: ByteReader, plan: LevelPlan, len: number): never {
+  const name = decodeText(r.peekBytes(2, len));
+  throw streamError(
+    "SUBSECTION_MISMATCH",
+    `Cannot load "${plan.desc.name}": the stream has subsection "${name}", which this description does not know`,
+    r.offset,
+  );
+}
+
+/** Throws `SUBSECTION_MISMATCH` when `found` was already decoded for this instance (Ferry's rule). @internal */
+export function subTwice(out: readonly DSub[], found: SubPlan, plan: LevelPlan, at: number): void {
+  for (const x of out) {
+    if (x.sub === found) {
+      throw streamError(
+        "SUBSECTION_MISMATCH",
+        `Cannot load "${plan.desc.name}": subsection "${found.desc.name}" appears twice`,
+        at,
+      );
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------- check
@@ -298,7 +302,7 @@ export function checkLevel(dl: DLevel, obj: Loose, root: Loose): void {
           }
           continue;
         }
-        const v = vals[i];
+        const v = bytesOf(vals[i]);
         if (v === undefined) continue;
         const c = obj[f.key];
         if (f.equal && v !== c) throw mismatch(plan, f, c, v, off);
@@ -311,6 +315,8 @@ export function checkLevel(dl: DLevel, obj: Loose, root: Loose): void {
   }
   if (dl.subs !== null) {
     for (const s of dl.subs) {
+      // Nothing to check there (the common case): skip the keyed lookup of its state.
+      if (!s.dl.plan.hasChecks && s.dl.subs === null) continue;
       const t = root[s.sub.key];
       try {
         checkLevel(s.dl, isObj(t) ? t : s.dl.plan.proto, root);
@@ -328,13 +334,17 @@ export function checkLevel(dl: DLevel, obj: Loose, root: Loose): void {
  * place), subsections in stream order (each with its hooks), then `postLoad(versionId)`. @internal
  */
 export function applyLevel(dl: DLevel, obj: LooseMut, root: LooseMut): void {
+  const jit = jitFor(dl.plan);
+  if (jit !== null) jit.applyLevel(dl, obj, root);
+  else applyLevelClosures(dl, obj, root);
+}
+
+function applyLevelClosures(dl: DLevel, obj: LooseMut, root: LooseMut): void {
   const plan = dl.plan;
   const d = plan.desc;
   const hookState = d.isSubsection ? root : obj;
   if (d.preLoad !== undefined) runHook(d.preLoad, hookState, dl.version, "load", d.name, "preLoad", dl.start);
-  const jit = jitFor(plan);
-  if (jit !== null) jit.applyFields(obj, dl.vals);
-  else applyFields(plan, obj, dl.vals);
+  applyFields(plan, obj, dl.vals);
   if (dl.subs !== null) {
     for (const s of dl.subs) {
       let t = root[s.sub.key];
@@ -372,10 +382,21 @@ export function materialize(dl: DLevel, base: unknown): LooseMut {
   const o: LooseMut = isObj(base) ? { ...base } : dl.plan.init();
   const fs = dl.plan.fields;
   for (let i = 0; i < fs.length; i++) {
-    const v = dl.vals[i];
+    const v = bytesOf(dl.vals[i]);
     const f = fs[i] as FieldPlan;
     if (v === undefined || !f.stateful) continue;
     o[f.key] = f.view === undefined ? v : f.view(v, o[f.key]);
   }
   return o;
 }
+
+registerWalkers({
+  $saveLevel: saveLevel,
+  $decodeLevel: decodeLevel,
+  $applyLevel: applyLevel,
+  $applyClosures: applyLevelClosures,
+  $subState: subState,
+  $checkVersion: checkVersion,
+  $unknownSub: unknownSub,
+  $twice: subTwice,
+});

@@ -15,6 +15,10 @@
  * hook that fails during the write phase (`HOOK_FAILED`) can leave a partly written state: the values before it
  * (and what the hooks did) stay, later ones are not written. QEMU then fails the whole migration too.
  *
+ * A decoded instance may refer to the reader's bytes instead of holding copies of its values (the generated codec
+ * keeps where a run of fields is and reads it when applying; received chunks are never reused): bytes handed to
+ * `ByteReader.fromBytes` must not change until the instance is applied.
+ *
  * Predicates see, on decode, the destination's current state with the values decoded so far laid over it (test
  * predicates, counts taken from `local` fields); `preLoad` runs after decoding, so it must not change what those
  * depend on.

@@ -81,8 +81,10 @@ export function saveDevice(
   // (ByteWriter.bytes), which then counts in `inFlight`. So the staging buffer goes back to the pool only when the
   // writer's in-flight count did not move (it certainly copied); otherwise it is left to the writer. Copying every
   // payload out instead (`slice`) cost about 400 ns per device, as much as a hand-written encoder's whole save.
+  // The view itself is cached by the staging buffer (see SaveBuffer.written): it is only reused while the buffer
+  // stays in the pool, that is while no writer kept it.
   const before = w.inFlight;
-  w.bytes(new Uint8Array(sb.buf.buffer, 0, sb.pos));
+  w.bytes(sb.written());
   if (w.inFlight === before) releaseSaveBuffer(sb);
   return vmdesc;
 }

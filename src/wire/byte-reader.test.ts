@@ -190,6 +190,56 @@ void suite("ByteReader", () => {
     assert.equal(r.u8(), 5);
   });
 
+  test("take() consumes a run inside the current chunk and returns its position; -1 across chunks", async () => {
+    const a = new Uint8Array([9, 1, 2, 3]);
+    const r = new ByteReader(chunked([a, new Uint8Array([4, 5, 6])]));
+    await r.fill(7);
+    r.u8();
+    assert.equal(r.take(2), 1);
+    assert.equal(r.chunk, a);
+    assert.equal(r.chunkView.getUint16(1), 0x0102);
+    assert.equal(r.offset, 3);
+    assert.equal(r.take(2), -1);
+    assert.equal(r.offset, 3);
+    assert.equal(r.u8(), 3);
+    // At the end of a chunk it moves to the next one first.
+    assert.equal(r.take(3), 0);
+    assert.deepEqual([...r.chunk], [4, 5, 6]);
+    assert.equal(r.offset, 7);
+    assert.equal(r.take(1), -1);
+  });
+
+  test("peekPos() tells where the cursor is in the current chunk when enough bytes are in it, consuming nothing", async () => {
+    const r = new ByteReader(chunked([new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])]));
+    await r.fill(5);
+    r.u8();
+    assert.equal(r.peekPos(2), 1);
+    assert.equal(r.peekPos(3), -1);
+    assert.equal(r.offset, 1);
+    r.skip(2);
+    // At the end of a chunk: the next one.
+    assert.equal(r.peekPos(2), 0);
+    assert.deepEqual([...r.chunk], [4, 5]);
+    assert.equal(r.offset, 3);
+    assert.equal(r.u8(), 4);
+  });
+
+  test("peekIs() compares ahead without consuming, across chunks, and only needs the bytes it compares", async () => {
+    const r = new ByteReader(chunked([new Uint8Array([5, 3, 0x61]), new Uint8Array([0x62, 0x63])]));
+    await r.fill(3);
+    assert.equal(r.peekIs(2, new Uint8Array([0x61])), true);
+    // The first byte differs: the missing ones are not needed.
+    assert.equal(r.peekIs(2, new Uint8Array([0x7a, 0x62, 0x63])), false);
+    assert.equal(
+      r.tryDecode((rr) => rr.peekIs(2, new Uint8Array([0x61, 0x62, 0x63]))),
+      NEED_MORE,
+    );
+    await r.fill(5);
+    assert.equal(r.peekIs(2, new Uint8Array([0x61, 0x62, 0x63])), true);
+    assert.equal(r.peekIs(2, new Uint8Array([0x61, 0x62, 0x64])), false);
+    assert.equal(r.offset, 0);
+  });
+
   test("u64n() rejects values of 2^53 or more", () => {
     const r = ByteReader.fromBytes(encodeBytes((w) => w.u64(1n << 53n)));
     assert.throws(

@@ -387,6 +387,66 @@ export class ByteReader {
   }
 
   /**
+   * Consumes `n` bytes when all of them are in the current chunk and returns where they start in
+   * {@link ByteReader.chunkView} / {@link ByteReader.chunk}; returns -1 and consumes nothing otherwise (the caller
+   * then reads value by value, which raises underflow or `TRUNCATED` at the right offset). The generated vmstate
+   * decoders read a run of fixed-size fields this way, with no allocation. @internal
+   */
+  take(n: number): number {
+    let p = this.#pos;
+    if (p + n <= this.#cur.length) {
+      this.#pos = p + n;
+      return p;
+    }
+    if (p < this.#cur.length) return -1;
+    this.#advance();
+    p = this.#pos;
+    if (p + n <= this.#cur.length) {
+      this.#pos = p + n;
+      return p;
+    }
+    return -1;
+  }
+
+  /**
+   * Where the cursor is in {@link ByteReader.chunk} when the next `n` bytes are all in that chunk; -1 otherwise.
+   * Consumes nothing (a finished chunk may be left for the next one, which does not move the offset). @internal
+   */
+  peekPos(n: number): number {
+    if (this.#pos + n <= this.#cur.length) return this.#pos;
+    if (this.#pos < this.#cur.length) return -1;
+    this.#advance();
+    return this.#pos + n <= this.#cur.length ? this.#pos : -1;
+  }
+
+  /** The current chunk (what positions returned by {@link ByteReader.take} index). @internal */
+  get chunk(): Uint8Array {
+    return this.#cur;
+  }
+
+  /** A DataView of exactly {@link ByteReader.chunk} (position 0 is the chunk's first byte). @internal */
+  get chunkView(): DataView {
+    return this.#curView;
+  }
+
+  /**
+   * Whether the `bytes.length` bytes starting `ahead` bytes after the cursor equal `bytes`, without consuming
+   * them. Bytes are compared in order and the first difference stops the comparison, so underflow is raised only
+   * when a byte that would be compared is not buffered (as a loop of {@link ByteReader.peekU8} would).
+   */
+  peekIs(ahead: number, bytes: Uint8Array): boolean {
+    const n = bytes.length;
+    const p = this.#pos + ahead;
+    const c = this.#cur;
+    if (p + n <= c.length) {
+      for (let k = 0; k < n; k++) if (c[p + k] !== bytes[k]) return false;
+      return true;
+    }
+    for (let k = 0; k < n; k++) if (this.peekU8(ahead + k) !== bytes[k]) return false;
+    return true;
+  }
+
+  /**
    * Copies `n` bytes straight into `target` at `targetOffset` (piece by piece across chunks; no intermediate
    * buffer). Either all `n` bytes are copied or none (underflow is raised before copying).
    */
