@@ -77,6 +77,9 @@ export class RamLoader {
   readonly #stats: RamLoadStats = { normal: 0, duplicate: 0, zeroSkipped: 0 };
   /** An aligned page buffer for received pages whose data is not 8-aligned (see `#copyPage`). */
   readonly #bounce = new Uint8Array(TARGET_PAGE_SIZE);
+  /** The chunk last copied from, and its buffer (see `#copyPage`). */
+  #srcChunk: Uint8Array | undefined;
+  #srcBuffer: ArrayBufferLike | undefined;
   /** The batch decoder, bound once (no closure per batch). */
   readonly #decodeBatch = (r: ByteReader): number => this.#batch(r);
 
@@ -234,10 +237,11 @@ export class RamLoader {
         map.everWritten.set(page);
       }
     } else {
-      // All-or-nothing: an underflow is raised before any byte is copied. Within one received chunk this is a
-      // view (no copy); across chunks, a fresh (aligned) copy.
-      const data = r.view(TARGET_PAGE_SIZE);
-      this.#copyPage(block, addr, data);
+      // All-or-nothing: an underflow is raised before any byte is copied. Within one received chunk the page is
+      // copied from where it lies (no view made); across chunks, from a fresh (aligned) copy.
+      const at = r.take(TARGET_PAGE_SIZE);
+      if (at >= 0) this.#copyPage(block, addr, r.chunk, at);
+      else this.#copyPage(block, addr, r.view(TARGET_PAGE_SIZE), 0);
       this.#stats.normal++;
       // Loaded pages count as written, so this machine can migrate them again later.
       map.markPage(page);
@@ -255,13 +259,18 @@ export class RamLoader {
    * - otherwise: a plain memcpy into an aligned bounce buffer, then an aligned `set` (2× the byte-wise copy V8
    *   falls back to for a misaligned source).
    */
-  #copyPage(block: RamBlock, addr: number, data: Uint8Array): void {
-    if (data.buffer === block.buffer) {
-      block.ops.copy(block.byteOffset + addr, data.byteOffset, TARGET_PAGE_SIZE);
-    } else if ((data.byteOffset & 7) === 0) {
-      block.bytes.set(data, addr);
+  #copyPage(block: RamBlock, addr: number, src: Uint8Array, at: number): void {
+    // `.buffer` of a typed array costs more than the rest of this path: look it up once per chunk.
+    if (src !== this.#srcChunk) {
+      this.#srcChunk = src;
+      this.#srcBuffer = src.buffer;
+    }
+    if (this.#srcBuffer === block.buffer) {
+      block.ops.copy(block.byteOffset + addr, src.byteOffset + at, TARGET_PAGE_SIZE);
+    } else if (((src.byteOffset + at) & 7) === 0) {
+      block.bytes.set(src.subarray(at, at + TARGET_PAGE_SIZE), addr);
     } else {
-      this.#bounce.set(data);
+      this.#bounce.set(src.subarray(at, at + TARGET_PAGE_SIZE));
       block.bytes.set(this.#bounce, addr);
     }
   }

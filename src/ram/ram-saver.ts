@@ -89,6 +89,9 @@ export class RamSaver {
   readonly #collect: CollectResult = { marked: 0, added: 0 };
   /** An 8-aligned page-sized buffer for pages whose staging position is not 8-aligned. */
   readonly #bounce = new Uint8Array(TARGET_PAGE_SIZE);
+  /** The writer's staging buffer last copied into, and its buffer (see `#sendPage`). */
+  #staging: Uint8Array | undefined;
+  #stagingBuffer: ArrayBufferLike | undefined;
   // Rate bookkeeping.
   #dirtyPeriodStart = 0;
   #dirtyPeriodPages = 0;
@@ -359,7 +362,12 @@ export class RamSaver {
       if (named) this.#putName(w, bi, block);
       const at = w.claim(TARGET_PAGE_SIZE);
       const staging = w.staging;
-      if (staging.buffer === block.buffer) {
+      // `.buffer` of a typed array costs more than the copy's bookkeeping: look it up once per staging buffer.
+      if (staging !== this.#staging) {
+        this.#staging = staging;
+        this.#stagingBuffer = staging.buffer;
+      }
+      if (this.#stagingBuffer === block.buffer) {
         // Staging lies in the block's own wasm memory (the machine's I/O memory): one memory.copy, any alignment.
         block.ops.copy(staging.byteOffset + at, block.byteOffset + off, TARGET_PAGE_SIZE);
       } else if (((staging.byteOffset + at) & 7) === 0) {

@@ -39,6 +39,9 @@ export interface SocketChannelOptions {
   readonly ring: ReceiveRing | undefined;
 }
 
+/** Ring slot size in memory given to {@link SocketChannel.receiveInto}, when it holds enough of them. */
+const LARGE_RING_SLOT_BYTES = 1024 * 1024;
+
 /** Default {@link SocketChannelOptions.highWaterMark}: 4 MiB, what a ByteWriter keeps in flight by default (4 × 1 MiB). */
 export const DEFAULT_SOCKET_HIGH_WATER_MARK = 4 * 1024 * 1024;
 
@@ -180,15 +183,21 @@ export class SocketChannel implements Channel, LendingSource {
   }
 
   /**
-   * Moves the receive ring into `memory` (at least {@link MIN_RING_SLOTS} slots of 256 KiB): later reads land
-   * there. Chunks already lent stay valid.
+   * Moves the receive ring into `memory`: later reads land there, in slots of 1 MiB when `memory` holds at least
+   * {@link MIN_RING_SLOTS} of them (fewer reads per GiB: measured a little faster into guest memory than 256 KiB),
+   * else of 256 KiB. Chunks already lent stay valid.
    *
    * @returns False when the channel has no ring or `memory` is too small for one (reading goes on as before).
    */
   receiveInto(memory: Uint8Array): boolean {
-    if (this.#ring === undefined || memory.byteLength < MIN_RING_SLOTS * DEFAULT_RING_SLOT_BYTES) return false;
-    this.#ring.useMemory(memory, DEFAULT_RING_SLOT_BYTES);
-    return true;
+    if (this.#ring === undefined) return false;
+    for (const slot of [LARGE_RING_SLOT_BYTES, DEFAULT_RING_SLOT_BYTES]) {
+      if (memory.byteLength >= MIN_RING_SLOTS * slot) {
+        this.#ring.useMemory(memory, slot);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Gives back a chunk {@link SocketChannel.readLent} returned; its ring slot may be read into again. */
