@@ -126,8 +126,8 @@ export function resetJitProbe(): void {
 }
 
 /**
- * A decoded `buffer` field as the generated decoder keeps it: where its bytes are in a received chunk (chunks are
- * never reused), instead of a `Uint8Array` view, whose construction costs as much as decoding a dozen scalars.
+ * A decoded `buffer` field as the generated decoder keeps it: where its bytes are in a received chunk (valid until
+ * the reader next waits for bytes, see load.ts), instead of a `Uint8Array` view, whose construction costs as much as decoding a dozen scalars.
  * It only lives in a decoded instance's values, where no user code sees it: the generated decoder makes real views
  * for levels whose predicates see decoded values, and everything else that reads decoded values (apply, checks,
  * `materialize`) goes through {@link applyBytes} or {@link bytesOf}. @internal
@@ -722,7 +722,7 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
         return `v = new Array(${s.n}); for (let j = 0, q = ${at}; j < ${s.n}; j++, q += ${sz}) v[j] = ${viewRead(s.kind, "q")};`;
       }
       case "buffer":
-        // Where the bytes are (received chunks are never reused); a view (like `r.bytes()`) only when predicates
+        // Where the bytes are (valid until the reader next waits, see load.ts); a view (like `r.bytes()`) only when predicates
         // see decoded values while this level decodes.
         return overlay
           ? `v = new Uint8Array(u.buffer, u.byteOffset + p + ${at}, ${s.size});`
@@ -786,7 +786,7 @@ function genDecode(plan: LevelPlan, shapes: readonly Shape[], x: Externals): str
  * Whether a level is decoded "located": every field is a scalar, a scalar array, a buffer, an unused gap or a
  * counted scalar array, none has a test and no predicate sees decoded values while the level decodes. Then the
  * decoder does not read the values of fixed-size runs at all: it checks that each run's bytes are there and keeps
- * where they are (the chunk's DataView and a position; received chunks are never reused, and a run split across
+ * where they are (the chunk's DataView and a position, valid until the reader next waits; a run split across
  * chunks is copied into one array first). The apply step reads the values from there straight into the state, as a
  * hand-written decoder would; `vals` (for checks, `materialize` and the closure path) reads them on first use.
  * Nothing that can fail is left to the apply step: once a run's bytes are there, its values are.

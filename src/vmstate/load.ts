@@ -16,8 +16,10 @@
  * (and what the hooks did) stay, later ones are not written. QEMU then fails the whole migration too.
  *
  * A decoded instance may refer to the reader's bytes instead of holding copies of its values (the generated codec
- * keeps where a run of fields is and reads it when applying; received chunks are never reused): bytes handed to
- * `ByteReader.fromBytes` must not change until the instance is applied.
+ * keeps where a run of fields is and reads it when applying): apply it before the reader next waits for bytes
+ * (`fill`, `more`, `decode`), when a chunk lent by a receive ring may go back to its transport, and do not change
+ * bytes handed to `ByteReader.fromBytes` until then. The savevm loader applies each section right after decoding
+ * it.
  *
  * Predicates see, on decode, the destination's current state with the values decoded so far laid over it (test
  * predicates, counts taken from `local` fields); `preLoad` runs after decoding, so it must not change what those
