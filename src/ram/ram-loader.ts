@@ -17,6 +17,7 @@
 import { ErrorCodes, isMigrationError, MigrationError } from "../errors.js";
 import type { LiveSectionType } from "../savevm/handlers.js";
 import { type ByteReader, decodeText, NEED_MORE } from "../wire/byte-reader.js";
+import { PageCopier } from "./_page-copy.js";
 import type { RamBlock } from "./ram-block.js";
 import {
   KNOWN_RAM_FLAGS,
@@ -75,11 +76,8 @@ export class RamLoader {
   #section: LiveSectionType = "part";
   #sawMemSize = false;
   readonly #stats: RamLoadStats = { normal: 0, duplicate: 0, zeroSkipped: 0 };
-  /** An aligned page buffer for received pages whose data is not 8-aligned (see `#copyPage`). */
-  readonly #bounce = new Uint8Array(TARGET_PAGE_SIZE);
-  /** The chunk last copied from, and its buffer (see `#copyPage`). */
-  #srcChunk: Uint8Array | undefined;
-  #srcBuffer: ArrayBufferLike | undefined;
+  /** Copies received pages into guest RAM (wasm `memory.copy` when the chunk lies in the block's memory). */
+  readonly #pages = new PageCopier();
   /** The batch decoder, bound once (no closure per batch). */
   readonly #decodeBatch = (r: ByteReader): number => this.#batch(r);
 
@@ -240,39 +238,14 @@ export class RamLoader {
       // All-or-nothing: an underflow is raised before any byte is copied. Within one received chunk the page is
       // copied from where it lies (no view made); across chunks, from a fresh (aligned) copy.
       const at = r.take(TARGET_PAGE_SIZE);
-      if (at >= 0) this.#copyPage(block, addr, r.chunk, at);
-      else this.#copyPage(block, addr, r.view(TARGET_PAGE_SIZE), 0);
+      if (at >= 0) this.#pages.toBlock(block, addr, r.chunk, at);
+      else this.#pages.toBlock(block, addr, r.view(TARGET_PAGE_SIZE), 0);
       this.#stats.normal++;
       // Loaded pages count as written, so this machine can migrate them again later.
       map.markPage(page);
       map.everWritten.set(page);
     }
     this.#last = bi;
-  }
-
-  /**
-   * Copies one received page into guest RAM by the fastest route (node-perf-probes part 4; measured alignment
-   * effects in ram-saver's `#startBatch`):
-   * - the chunk lies in the block's own wasm memory (a transport reading into guest memory, probe recommendation
-   *   5): wasm `memory.copy`, any alignment;
-   * - the page data is 8-aligned: one `set` (V8's relaxed word copy into shared memory);
-   * - otherwise: a plain memcpy into an aligned bounce buffer, then an aligned `set` (2× the byte-wise copy V8
-   *   falls back to for a misaligned source).
-   */
-  #copyPage(block: RamBlock, addr: number, src: Uint8Array, at: number): void {
-    // `.buffer` of a typed array costs more than the rest of this path: look it up once per chunk.
-    if (src !== this.#srcChunk) {
-      this.#srcChunk = src;
-      this.#srcBuffer = src.buffer;
-    }
-    if (this.#srcBuffer === block.buffer) {
-      block.ops.copy(block.byteOffset + addr, src.byteOffset + at, TARGET_PAGE_SIZE);
-    } else if (((src.byteOffset + at) & 7) === 0) {
-      block.bytes.set(src.subarray(at, at + TARGET_PAGE_SIZE), addr);
-    } else {
-      this.#bounce.set(src.subarray(at, at + TARGET_PAGE_SIZE));
-      block.bytes.set(this.#bounce, addr);
-    }
   }
 
   /** The MEM_SIZE block list; `total` is the record's offset part. */

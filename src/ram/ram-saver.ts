@@ -9,6 +9,7 @@
 
 import type { ByteWriter } from "../wire/byte-writer.js";
 import { type Clock, defaultClock, type RateLimiter } from "../wire/rate-limiter.js";
+import { PageCopier } from "./_page-copy.js";
 import { type CollectResult, PageBitmap } from "./dirty-bitmap.js";
 import type { RamBlock } from "./ram-block.js";
 import { RamFlag, TARGET_PAGE_SIZE } from "./ram-flags.js";
@@ -88,10 +89,8 @@ export class RamSaver {
   #active = false;
   readonly #collect: CollectResult = { marked: 0, added: 0 };
   /** An 8-aligned page-sized buffer for pages whose staging position is not 8-aligned. */
-  readonly #bounce = new Uint8Array(TARGET_PAGE_SIZE);
-  /** The writer's staging buffer last copied into, and its buffer (see `#sendPage`). */
-  #staging: Uint8Array | undefined;
-  #stagingBuffer: ArrayBufferLike | undefined;
+  /** Copies pages into the writer's staging buffers (see `#startBatch`). */
+  readonly #pages = new PageCopier();
   // Rate bookkeeping.
   #dirtyPeriodStart = 0;
   #dirtyPeriodPages = 0;
@@ -360,24 +359,8 @@ export class RamSaver {
     } else {
       w.u64n(off + (RamFlag.Page | cont));
       if (named) this.#putName(w, bi, block);
-      const at = w.claim(TARGET_PAGE_SIZE);
-      const staging = w.staging;
-      // `.buffer` of a typed array costs more than the copy's bookkeeping: look it up once per staging buffer.
-      if (staging !== this.#staging) {
-        this.#staging = staging;
-        this.#stagingBuffer = staging.buffer;
-      }
-      if (this.#stagingBuffer === block.buffer) {
-        // Staging lies in the block's own wasm memory (the machine's I/O memory): one memory.copy, any alignment.
-        block.ops.copy(staging.byteOffset + at, block.byteOffset + off, TARGET_PAGE_SIZE);
-      } else if (((staging.byteOffset + at) & 7) === 0) {
-        staging.set(block.bytes.subarray(off, off + TARGET_PAGE_SIZE), at);
-      } else {
-        // Misaligned staging position: an aligned copy out of shared memory plus a plain memcpy beats the
-        // byte-wise shared copy 2× (see #startBatch).
-        this.#bounce.set(block.bytes.subarray(off, off + TARGET_PAGE_SIZE));
-        staging.set(this.#bounce, at);
-      }
+      const at = w.claim(TARGET_PAGE_SIZE); // first: claiming may start a new staging buffer
+      this.#pages.fromBlock(block, off, w.staging, at);
       this.#stats.normal++;
       this.#stats.normalBytes += TARGET_PAGE_SIZE;
     }
