@@ -245,6 +245,22 @@ void suite("ferry run: live migration of the dirty guest between two processes",
   });
 });
 
+/** Migrates at full speed to `dst`'s incoming URI and waits until the source reports completed. */
+async function migrateUnlimited(cs: QmpClient, dst: Proc): Promise<void> {
+  await cs.execute("migrate-set-parameters", { "max-bandwidth": 0 });
+  await cs.execute("migrate", { uri: dst.incoming as string });
+  await until("the migration to end", async () => ["completed", "failed"].includes(String(await migrationStatus(cs))));
+  assert.equal(await migrationStatus(cs), "completed");
+}
+
+/** Quits both processes over QMP and checks that they exit with 0. */
+async function quitBoth(cs: QmpClient, src: Proc, cd: QmpClient, dst: Proc): Promise<void> {
+  await cd.execute("quit");
+  await cs.execute("quit");
+  assert.equal(await dst.exited, 0);
+  assert.equal(await src.exited, 0);
+}
+
 void suite("ferry run: ferry-synthetic", { timeout: 60_000 }, () => {
   test("migrates a dirtying synthetic guest over tcp and runs on at the destination", async () => {
     const src = await ferryRun(["--machine", "ferry-synthetic", "--dirty-rate", "20000"]);
@@ -253,17 +269,9 @@ void suite("ferry run: ferry-synthetic", { timeout: 60_000 }, () => {
     const cs = await client(src);
     const cd = await client(dst);
     assert.equal((await cs.execute("query-status")).status, "running");
-    await cs.execute("migrate-set-parameters", { "max-bandwidth": 0 });
-    await cs.execute("migrate", { uri: dst.incoming as string });
-    await until("the migration to end", async () =>
-      ["completed", "failed"].includes(String(await migrationStatus(cs))),
-    );
-    assert.equal(await migrationStatus(cs), "completed");
+    await migrateUnlimited(cs, dst);
     await until("the destination to run", async () => (await cd.execute("query-status")).status === "running");
-    await cd.execute("quit");
-    await cs.execute("quit");
-    assert.equal(await dst.exited, 0);
-    assert.equal(await src.exited, 0);
+    await quitBoth(cs, src, cd, dst);
   });
   test("QMP stop during the incoming migration keeps the destination paused after it; cont then starts it", async () => {
     const src = await ferryRun(["--machine", "ferry-synthetic", "--dirty-rate", "20000"]);
@@ -275,19 +283,11 @@ void suite("ferry run: ferry-synthetic", { timeout: 60_000 }, () => {
     await cd.execute("cont");
     await cd.execute("stop");
     assert.equal((await cd.execute("query-status")).status, "inmigrate");
-    await cs.execute("migrate-set-parameters", { "max-bandwidth": 0 });
-    await cs.execute("migrate", { uri: dst.incoming as string });
-    await until("the migration to end", async () =>
-      ["completed", "failed"].includes(String(await migrationStatus(cs))),
-    );
-    assert.equal(await migrationStatus(cs), "completed");
+    await migrateUnlimited(cs, dst);
     await until("the destination to finish loading", async () => (await migrationStatus(cd)) === "completed");
     assert.equal((await cd.execute("query-status")).status, "paused");
     await cd.execute("cont");
     assert.equal((await cd.execute("query-status")).status, "running");
-    await cd.execute("quit");
-    await cs.execute("quit");
-    assert.equal(await dst.exited, 0);
-    assert.equal(await src.exited, 0);
+    await quitBoth(cs, src, cd, dst);
   });
 });
