@@ -9,7 +9,10 @@
  * @module
  */
 
-/** Default slot size: 256 KiB (a loopback read fills most of it under load; larger slots measured no faster). */
+/**
+ * Default slot size: 256 KiB, for the ring a channel allocates for itself (a loopback read fills most of it under
+ * load). `SocketChannel.receiveInto` uses 1 MiB slots in a machine's larger I/O memory.
+ */
 export const DEFAULT_RING_SLOT_BYTES = 256 * 1024;
 
 /** Fewest slots a ring may have: one being read into, one lent to the reader's current record, and two more. */

@@ -32,7 +32,7 @@ export interface SocketChannelOptions {
   readonly highWaterMark: number | undefined;
   /**
    * The receive ring the socket reads into: the socket must have been created with `onread: ring.onread`
-   * ({@link ringSocketOptions}, {@link adoptAcceptedSocket}). The channel then lends its chunks
+   * ({@link ringForHighWaterMark}, {@link adoptAcceptedSocket}). The channel then lends its chunks
    * ({@link SocketChannel.readLent}) and the ring's size bounds what is buffered (`highWaterMark` is unused).
    * Without a ring the channel reads `'data'` events.
    */

@@ -136,6 +136,7 @@ export class ByteReader {
       this.#releaseAll();
       this.#chunks = [];
       this.#views = [];
+      this.#lentOf = [];
       this.#ci = 0;
       this.#cur = EMPTY;
       this.#pos = 0;
@@ -151,7 +152,7 @@ export class ByteReader {
     const lender = this.#lender;
     if (lender === undefined || this.#lentHeld === 0) return;
     for (const lent of this.#lentOf) if (lent !== undefined) lender.release(lent);
-    this.#lentOf = this.#lentOf.map(() => undefined);
+    this.#lentOf.fill(undefined);
     this.#lentHeld = 0;
     this.#curLent = false;
   }
