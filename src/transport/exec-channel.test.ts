@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { suite, test } from "node:test";
 import { isMigrationError } from "../errors.js";
+import { ByteReader } from "../wire/byte-reader.js";
+import { isLendingSource } from "./channel.js";
 import { spawnExecChannel } from "./exec-channel.js";
 
 void suite("spawnExecChannel()", () => {
@@ -66,5 +72,44 @@ void suite("spawnExecChannel()", () => {
     await assert.rejects(reader.write(new Uint8Array(1)), (e: unknown) => isMigrationError(e, "TRANSPORT"));
     assert.equal(await reader.read(), null);
     await reader.close();
+  });
+});
+
+void suite("spawnExecChannel(): the listen side's receive ring", () => {
+  test("the command's output is read into a ring it lends, or into given memory; a failing command still fails", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ferry-exec-ring-"));
+    try {
+      const path = join(dir, "data.bin");
+      const data = randomBytes(8 * 1024 * 1024 + 17);
+      writeFileSync(path, data);
+      const channel = await spawnExecChannel(`cat '${path}'`, "listen");
+      assert.ok(isLendingSource(channel), "stdout reads into a receive ring");
+      const memory = new Uint8Array(new SharedArrayBuffer(4 * 1024 * 1024));
+      assert.equal(channel.receiveInto(memory), true);
+      const r = new ByteReader(channel);
+      const h = createHash("sha256");
+      let inMemory = 0;
+      while (!(await r.atEnd())) {
+        const n = Math.min(r.available, 100_000);
+        const b = await r.decode((r) => r.view(n));
+        if (b.buffer === memory.buffer) inMemory++;
+        h.update(b);
+      }
+      assert.ok(inMemory > 0, "later reads land in the given memory");
+      assert.equal(h.digest("hex"), createHash("sha256").update(data).digest("hex"));
+      await channel.close();
+
+      const failing = await spawnExecChannel(`cat '${path}'; exit 3`, "listen");
+      const fr = new ByteReader(failing);
+      await assert.rejects(
+        (async () => {
+          while (!(await fr.atEnd())) fr.skip(fr.available);
+        })(),
+        (e) => isMigrationError(e, "TRANSPORT") && /3/.test(e.message),
+      );
+      await failing.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

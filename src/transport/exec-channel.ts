@@ -14,8 +14,9 @@ import { setTimeout as delay } from "node:timers/promises";
 import { MigrationError } from "../errors.js";
 import { deferred } from "./_deferred.js";
 import { abortError, directionError } from "./_errors.js";
-import type { Channel } from "./channel.js";
-import { SocketChannel } from "./socket-channel.js";
+import type { Channel, LendingSource } from "./channel.js";
+import type { ReceiveRing } from "./receive-ring.js";
+import { adoptSpawnedPipe, ringForHighWaterMark, SocketChannel } from "./socket-channel.js";
 import type { UriSide } from "./uri.js";
 
 /** Options of {@link spawnExecChannel}. */
@@ -76,7 +77,14 @@ export async function spawnExecChannel(
   const child = spawn("/bin/sh", ["-c", command], {
     stdio: side === "connect" ? ["pipe", "ignore", "pipe"] : ["ignore", "pipe", "pipe"],
   });
-  const channel = new ExecChannel(child, side, description, options);
+  // In the same tick as spawn(), before any byte was read: move the stdout pipe into a receive ring.
+  let receive: { socket: Socket; ring: ReceiveRing } | undefined;
+  if (side === "listen" && child.stdout instanceof Socket) {
+    const ring = ringForHighWaterMark(options.highWaterMark);
+    const socket = adoptSpawnedPipe(child.stdout, ring);
+    if (socket !== undefined) receive = { socket, ring };
+  }
+  const channel = new ExecChannel(child, side, description, options, receive);
   await channel.started;
   return channel;
 }
@@ -84,7 +92,7 @@ export async function spawnExecChannel(
 /**
  * A channel to (`"connect"`) or from (`"listen"`) a child process; see {@link spawnExecChannel}.
  */
-export class ExecChannel implements Channel {
+export class ExecChannel implements Channel, LendingSource {
   readonly description: string;
   readonly canRead: boolean;
   readonly canWrite: boolean;
@@ -111,8 +119,16 @@ export class ExecChannel implements Channel {
    * @param side Which stream to use.
    * @param description The channel's description, normally the URI.
    * @param options Timeouts and limits; see {@link ExecChannelOptions}.
+   * @param receive The child's stdout already moved into a receive ring ({@link adoptSpawnedPipe}), to read from
+   *   instead of `child.stdout`.
    */
-  constructor(child: ChildProcess, side: UriSide, description: string, options: Partial<ExecChannelOptions> = {}) {
+  constructor(
+    child: ChildProcess,
+    side: UriSide,
+    description: string,
+    options: Partial<ExecChannelOptions> = {},
+    receive?: { readonly socket: Socket; readonly ring: ReceiveRing },
+  ) {
     this.description = description;
     this.canRead = side === "listen";
     this.canWrite = side === "connect";
@@ -126,12 +142,13 @@ export class ExecChannel implements Channel {
         `Cannot use ${description}: the child's ${side === "connect" ? "stdin" : "stdout"} is not a pipe`,
       );
     }
-    this.#inner = new SocketChannel(stream, {
+    this.#inner = new SocketChannel(receive?.socket ?? stream, {
       description,
       canRead: this.canRead,
       canWrite: this.canWrite,
       idleTimeoutMs: options.idleTimeoutMs,
       highWaterMark: options.highWaterMark,
+      ring: receive?.ring,
     });
     const stderr = child.stderr;
     this.#stderrDone = new Promise<void>((resolve) => {
@@ -165,11 +182,39 @@ export class ExecChannel implements Channel {
     this.started.catch(() => {});
   }
 
+  /** How many chunks {@link ExecChannel.readLent} lends at most (0: the output is read with `'data'` events). */
+  get lendLimit(): number {
+    return this.canRead ? this.#inner.lendLimit : 0;
+  }
+
+  /** Reads the next chunk of the command's output; the caller owns it. */
   async read(): Promise<Uint8Array | null> {
+    const chunk = await this.readLent();
+    if (chunk === null || this.#inner.lendLimit === 0) return chunk;
+    const copy = chunk.slice();
+    this.#inner.release(chunk);
+    return copy;
+  }
+
+  /** Gives back a chunk {@link ExecChannel.readLent} returned. */
+  release(chunk: Uint8Array): void {
+    this.#inner.release(chunk);
+  }
+
+  /** Moves the receive ring into `memory` (see {@link SocketChannel.receiveInto}). */
+  receiveInto(memory: Uint8Array): boolean {
+    return this.canRead && this.#inner.receiveInto(memory);
+  }
+
+  /**
+   * Reads the next chunk of the command's output, lent until {@link ExecChannel.release} when the output pipe
+   * reads into a receive ring. At the end of the output it fails if the command failed.
+   */
+  async readLent(): Promise<Uint8Array | null> {
     if (!this.canRead) throw directionError(this.description, "read");
     let chunk: Uint8Array | null;
     try {
-      chunk = await this.#inner.read();
+      chunk = await this.#inner.readLent();
     } catch (error) {
       throw await this.#explain(error);
     }

@@ -50,6 +50,7 @@ export { type ChannelPairOptions, createChannelPair, DEFAULT_PAIR_HIGH_WATER_MAR
 export { DEFAULT_RING_SLOT_BYTES, MIN_RING_SLOTS, ReceiveRing, type RingConsumer } from "./receive-ring.js";
 export {
   adoptAcceptedSocket,
+  adoptSpawnedPipe,
   DEFAULT_SOCKET_HIGH_WATER_MARK,
   ringForHighWaterMark,
   SocketChannel,

@@ -411,6 +411,7 @@ export function ringForHighWaterMark(highWaterMark = DEFAULT_SOCKET_HIGH_WATER_M
 interface SocketHandle {
   reading?: boolean;
   readStart?: unknown;
+  readStop?: unknown;
   useUserBuffer?: unknown;
 }
 
@@ -426,6 +427,41 @@ interface SocketHandle {
  * @returns The new socket, or `undefined` when the handle could not be moved.
  */
 export function adoptAcceptedSocket(socket: Socket, ring: ReceiveRing): Socket | undefined {
+  return adoptHandle(socket, ring, { allowHalfOpen: true, readable: true, writable: true });
+}
+
+/**
+ * Makes the stdout pipe of a child process just spawned read into `ring`, as {@link adoptAcceptedSocket} does for
+ * an accepted socket. Node starts reading a child's pipes when it makes them, so this stops the read first; call
+ * it in the same tick as `spawn()`, before any byte can have been read (it checks that none was).
+ *
+ * @returns The new read-only socket, or `undefined` when the handle could not be moved (the old socket is then
+ *   untouched and reading goes on with `'data'` events).
+ */
+export function adoptSpawnedPipe(socket: Socket, ring: ReceiveRing): Socket | undefined {
+  const handle = (socket as unknown as { _handle: SocketHandle | null })._handle;
+  if (
+    handle === null ||
+    typeof handle !== "object" ||
+    typeof handle.readStop !== "function" ||
+    typeof handle.readStart !== "function" ||
+    typeof handle.useUserBuffer !== "function"
+  ) {
+    return undefined;
+  }
+  if (socket.bytesRead !== 0 || socket.readableLength !== 0 || socket.destroyed) return undefined;
+  if (handle.reading === true) {
+    (handle.readStop as () => number).call(handle);
+    handle.reading = false;
+  }
+  return adoptHandle(socket, ring, { allowHalfOpen: false, readable: true, writable: false });
+}
+
+function adoptHandle(
+  socket: Socket,
+  ring: ReceiveRing,
+  flags: { allowHalfOpen: boolean; readable: boolean; writable: boolean },
+): Socket | undefined {
   const holder = socket as unknown as { _handle: SocketHandle | null };
   const handle = holder._handle;
   if (
@@ -440,6 +476,6 @@ export function adoptAcceptedSocket(socket: Socket, ring: ReceiveRing): Socket |
   }
   holder._handle = null;
   socket.destroy();
-  const options = { handle, allowHalfOpen: true, readable: true, writable: true, onread: ring.onread };
+  const options = { handle, ...flags, onread: ring.onread };
   return new Socket(options as ConstructorParameters<typeof Socket>[0]);
 }
