@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { fillXorshift32 } from "../src/machine/xorshift.js";
 import { connect } from "../src/transport/connect.js";
 import { ByteWriter } from "../src/wire/byte-writer.js";
 import { rawSend } from "./_raw-socket.js";
@@ -47,14 +48,7 @@ function receiver(mode: string, uri: string): Promise<{ child: ChildProcess; uri
 /** A RAM-like buffer of pseudo-random pages. */
 function makeRam(bytes: number): Uint8Array {
   const ram = new Uint8Array(bytes);
-  const w = new Uint32Array(ram.buffer);
-  let x = 2463534242;
-  for (let i = 0; i < w.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    w[i] = x >>> 0;
-  }
+  fillXorshift32(ram, 2463534242);
   return ram;
 }
 

@@ -12,10 +12,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { checkDirtyInvariant } from "../machine/rv32/dirty-invariant.js";
 import { QmpClient } from "../qmp/client.js";
 import type { QmpMigrationInfo } from "../qmp/qmp-types.js";
+import { parseCommandArgs } from "./args.js";
 import type { Command } from "./main.js";
 import { progressLine } from "./migrate.js";
 
@@ -375,23 +375,16 @@ function printReport(r: DemoReport): void {
 export const demoCommand: Command = {
   summary: "live-migrate a running RISC-V guest between two Ferry processes and check it",
   async run(args) {
-    const { values } = parseArgs({
-      args,
-      options: {
-        transport: { type: "string", default: "tcp" },
-        memory: { type: "string", default: "256M" },
-        "max-bandwidth": { type: "string" },
-        "downtime-limit": { type: "string" },
-        "auto-converge": { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
+    const parsed = parseCommandArgs(args, HELP, {
+      transport: { type: "string", default: "tcp" },
+      memory: { type: "string", default: "256M" },
+      "max-bandwidth": { type: "string" },
+      "downtime-limit": { type: "string" },
+      "auto-converge": { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
     });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    if (typeof parsed === "number") return parsed;
+    const { values } = parsed;
     const report = await runDemo({
       transport: values.transport,
       memory: parseSize(values.memory),

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { formatPythonJson, formatSummaryTable } from "../inspect/analyze.js";
 import { analyzeStream } from "../inspect/inspect.js";
+import { parseCommandArgs } from "./args.js";
 import { note, progressFor } from "./inspect-common.js";
 import type { Command } from "./main.js";
 
@@ -30,26 +30,20 @@ Options:
 export const analyzeCommand: Command = {
   summary: "decode a migration stream's device states and RAM (like QEMU's analyze-migration.py)",
   async run(args) {
-    const { values, positionals } = parseArgs({
+    const parsed = parseCommandArgs(
       args,
-      allowPositionals: true,
-      options: {
+      HELP,
+      {
         dump: { type: "string", short: "d" },
         "extract-ram": { type: "string", short: "x" },
         format: { type: "string", short: "f" },
         quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
       },
-    });
-    if (values.help === true) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const file = positionals[0];
-    if (file === undefined || positionals.length > 1) {
-      process.stderr.write(HELP);
-      return 2;
-    }
+      [1, 1],
+    );
+    if (typeof parsed === "number") return parsed;
+    const { values, positionals } = parsed;
+    const file = positionals[0] as string;
     const dump = values.dump ?? "state";
     const format = values.format ?? "json";
     if ((dump !== "state" && dump !== "desc") || (format !== "json" && format !== "table")) {

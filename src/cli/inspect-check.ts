@@ -5,9 +5,9 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { formatPath } from "../errors.js";
 import { checkStream } from "../inspect/inspect.js";
+import { parseCommandArgs } from "./args.js";
 import { note, progressFor } from "./inspect-common.js";
 import type { Command } from "./main.js";
 
@@ -27,24 +27,15 @@ Options:
 export const checkCommand: Command = {
   summary: "validate a migration stream (framing, footers, RAM records, vmdesc sizes)",
   async run(args) {
-    const { values, positionals } = parseArgs({
+    const parsed = parseCommandArgs(
       args,
-      allowPositionals: true,
-      options: {
-        json: { type: "boolean" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help === true) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const file = positionals[0];
-    if (file === undefined || positionals.length > 1) {
-      process.stderr.write(HELP);
-      return 2;
-    }
+      HELP,
+      { json: { type: "boolean" }, quiet: { type: "boolean", short: "q" } },
+      [1, 1],
+    );
+    if (typeof parsed === "number") return parsed;
+    const { values, positionals } = parsed;
+    const file = positionals[0] as string;
     const json = values.json === true;
     const progress = await progressFor("check", [file], json || values.quiet === true);
     let r: Awaited<ReturnType<typeof checkStream>>;

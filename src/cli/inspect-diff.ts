@@ -5,9 +5,9 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { formatDiffText } from "../inspect/diff.js";
 import { diffStreams } from "../inspect/inspect.js";
+import { parseCommandArgs } from "./args.js";
 import { note, progressFor } from "./inspect-common.js";
 import type { Command } from "./main.js";
 
@@ -27,21 +27,16 @@ Options:
 export const diffCommand: Command = {
   summary: "compare two migration streams: device fields and RAM pages",
   async run(args) {
-    const { values, positionals } = parseArgs({
+    const parsed = parseCommandArgs(
       args,
-      allowPositionals: true,
-      options: {
-        json: { type: "boolean" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help === true) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const [a, b] = positionals;
-    if (a === undefined || b === undefined || positionals.length > 2 || (a === "-" && b === "-")) {
+      HELP,
+      { json: { type: "boolean" }, quiet: { type: "boolean", short: "q" } },
+      [2, 2],
+    );
+    if (typeof parsed === "number") return parsed;
+    const { values, positionals } = parsed;
+    const [a, b] = positionals as [string, string];
+    if (a === "-" && b === "-") {
       process.stderr.write(HELP);
       return 2;
     }

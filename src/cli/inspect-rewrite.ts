@@ -6,9 +6,9 @@
  */
 
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { rewriteStream } from "../inspect/inspect.js";
 import { parseSetRam, type RamPatch } from "../inspect/rewrite.js";
+import { parseCommandArgs } from "./args.js";
 import { note, progressFor } from "./inspect-common.js";
 import type { Command } from "./main.js";
 
@@ -33,24 +33,15 @@ Options:
 export const rewriteCommand: Command = {
   summary: "parse a migration stream and write it back, optionally patching RAM pages",
   async run(args) {
-    const { values, positionals } = parseArgs({
+    const parsed = parseCommandArgs(
       args,
-      allowPositionals: true,
-      options: {
-        "set-ram": { type: "string", multiple: true },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help === true) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const [input, output] = positionals;
-    if (input === undefined || output === undefined || positionals.length > 2) {
-      process.stderr.write(HELP);
-      return 2;
-    }
+      HELP,
+      { "set-ram": { type: "string", multiple: true }, quiet: { type: "boolean", short: "q" } },
+      [2, 2],
+    );
+    if (typeof parsed === "number") return parsed;
+    const { values, positionals } = parsed;
+    const [input, output] = positionals as [string, string];
     const patches: RamPatch[] = [];
     for (const spec of values["set-ram"] ?? []) {
       let p: ReturnType<typeof parseSetRam>;

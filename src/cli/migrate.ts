@@ -5,9 +5,9 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { QmpClient } from "../qmp/client.js";
 import type { QmpMigrationInfo } from "../qmp/qmp-types.js";
+import { parseCommandArgs } from "./args.js";
 import type { Command } from "./main.js";
 
 const HELP = `Usage: ferry migrate --qmp ADDRESS --to URI [options]
@@ -56,26 +56,19 @@ export function progressLine(info: QmpMigrationInfo): string {
 export const migrateCommand: Command = {
   summary: "live-migrate a machine (Ferry or QEMU) over QMP, with progress",
   async run(args) {
-    const { values } = parseArgs({
-      args,
-      options: {
-        qmp: { type: "string" },
-        to: { type: "string" },
-        "max-bandwidth": { type: "string" },
-        "downtime-limit": { type: "string" },
-        "auto-converge": { type: "boolean", default: false },
-        "return-path": { type: "boolean", default: false },
-        "dest-qmp": { type: "string" },
-        timeout: { type: "string", default: "600" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
+    const parsed = parseCommandArgs(args, HELP, {
+      qmp: { type: "string" },
+      to: { type: "string" },
+      "max-bandwidth": { type: "string" },
+      "downtime-limit": { type: "string" },
+      "auto-converge": { type: "boolean", default: false },
+      "return-path": { type: "boolean", default: false },
+      "dest-qmp": { type: "string" },
+      timeout: { type: "string", default: "600" },
+      json: { type: "boolean", default: false },
     });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    if (typeof parsed === "number") return parsed;
+    const { values } = parsed;
     if (values.qmp === undefined || values.to === undefined) {
       process.stderr.write(`ferry migrate: --qmp and --to are required\n\n${HELP}`);
       return 2;

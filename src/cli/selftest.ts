@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { fillXorshift32 } from "../machine/xorshift.js";
 import type { Channel } from "../transport/channel.js";
 import { connect } from "../transport/connect.js";
 import { registerFd, releaseFd } from "../transport/fd-registry.js";
@@ -17,6 +17,7 @@ import { listen } from "../transport/listen.js";
 import { createChannelPair } from "../transport/memory-channel.js";
 import { ByteReader, NEED_MORE } from "../wire/byte-reader.js";
 import { ByteWriter } from "../wire/byte-writer.js";
+import { parseCommandArgs } from "./args.js";
 import type { Command } from "./main.js";
 
 const PAGE = 4096;
@@ -28,18 +29,6 @@ export interface SelftestResult {
   readonly mbPerSecond: number;
   readonly ok: boolean;
   readonly error?: string;
-}
-
-/** Fills a buffer with a cheap deterministic pattern (xorshift32). */
-function fillPattern(buf: Uint8Array, seed: number): void {
-  const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
 }
 
 /** Sends `pages` records (be64 offset|0x08 + 4 KiB) and returns the SHA-256 of what was sent. */
@@ -161,7 +150,7 @@ export async function runSelftest(
 ): Promise<SelftestResult[]> {
   const pages = Math.max(1, Math.floor((megabytes * 1024 * 1024) / PAGE));
   const ram = new Uint8Array(16 * 1024 * 1024);
-  fillPattern(ram, 0x9e3779b9);
+  fillXorshift32(ram, 0x9e3779b9);
   const dir = mkdtempSync(join(tmpdir(), "ferry-selftest-"));
   const out: SelftestResult[] = [];
   try {
@@ -211,20 +200,13 @@ Options:
 export const selftestCommand: Command = {
   summary: "round-trip data through every transport and report throughput",
   async run(args) {
-    const { values } = parseArgs({
-      args,
-      options: {
-        size: { type: "string", default: "64" },
-        transport: { type: "string", multiple: true },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
+    const parsed = parseCommandArgs(args, HELP, {
+      size: { type: "string", default: "64" },
+      transport: { type: "string", multiple: true },
+      json: { type: "boolean", default: false },
     });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    if (typeof parsed === "number") return parsed;
+    const { values } = parsed;
     const size = Number(values.size);
     if (!Number.isFinite(size) || size <= 0) {
       process.stderr.write(`ferry selftest: --size must be a positive number of megabytes\n`);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { suite, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { type ErrorCode, isMigrationError } from "../errors.js";
+import { xorshift32 } from "../machine/xorshift.js";
 import type { LiveSectionType } from "../savevm/handlers.js";
 import type { ByteSource } from "../transport/channel.js";
 import { ByteReader } from "../wire/byte-reader.js";
@@ -30,16 +31,6 @@ function h(spec: string): string {
     out += tok.startsWith('"') ? hexOf(enc.encode(tok.slice(1, -1))) : tok.toLowerCase();
   }
   return out;
-}
-
-function rng(seed: number): () => number {
-  let x = seed | 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
 }
 
 function fillRandom(b: Uint8Array, next: () => number): void {
@@ -295,7 +286,7 @@ void suite("RamDevice: statistics and setup", () => {
 
 /** A source machine with random, zero-written and never-written pages, saved over several passes. */
 async function savedMachine(seed: number): Promise<{ rec: Recorder; blocks: RamBlock[] }> {
-  const next = rng(seed);
+  const next = xorshift32(seed);
   const blocks = [new RamBlock("pc.ram", 96 * PAGE), new RamBlock("pc.bios", 8 * PAGE), new RamBlock("vga", 16 * PAGE)];
   const page = new Uint8Array(PAGE);
   const scribble = (b: RamBlock) => {
@@ -352,7 +343,7 @@ void suite("RamDevice: round trip", () => {
   test("loading gives the same RAM for random chunk splits (chunk invariance)", async () => {
     const { rec, blocks } = await savedMachine(99);
     for (let seed = 1; seed <= 6; seed++) {
-      const next = rng(seed * 7919);
+      const next = xorshift32(seed * 7919);
       const max = [3, 17, 300, 5000, 9000, 70000][seed - 1] as number;
       const dst = freshBlocks(blocks);
       const r = new ByteReader(chunked(rec.bytes, () => 1 + (next() % max)));
@@ -670,7 +661,7 @@ void suite("RamDevice: racing vCPU", () => {
   test("pages written during live passes arrive as they were when the vCPU stopped", async () => {
     const ram = new RamBlock("pc.ram", 2 * 1024 * 1024);
     const rom = new RamBlock("pc.rom", 64 * 1024);
-    fillRandom(rom.bytes, rng(5));
+    fillRandom(rom.bytes, xorshift32(5));
     rom.markDirty(0, rom.size);
     const dev = new RamDevice([ram, rom], { batchPages: 64 });
     const ctl = new SharedArrayBuffer(16);

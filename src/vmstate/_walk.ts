@@ -36,14 +36,24 @@ export function saveLevel(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loo
 }
 
 function saveLevelClosures(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loose): void {
+  withSaveHooks(plan, obj, root, () => {
+    saveFields(sb, plan, obj);
+    if (plan.subs.length > 0) saveSubs(sb, plan, root);
+  });
+}
+
+/**
+ * Runs `save` between the level's hooks in QEMU's order: `preSave` (a failure stops here), then `save`, then
+ * `postSave`, which runs even when `save` failed; the first error wins. @internal
+ */
+export function withSaveHooks(plan: LevelPlan, obj: Loose, root: Loose, save: () => void): void {
   const d = plan.desc;
   const hookState = d.isSubsection ? root : obj;
   if (d.preSave !== undefined) runHook(d.preSave, hookState, plan.version, "save", d.name, "preSave", undefined);
   let ok = false;
   let err: unknown;
   try {
-    saveFields(sb, plan, obj);
-    if (plan.subs.length > 0) saveSubs(sb, plan, root);
+    save();
     ok = true;
   } catch (e) {
     err = e;

@@ -7,10 +7,10 @@
  * @module
  */
 
-import { badValue, runHook, runPredicate, withSeg } from "./_errors.js";
+import { badValue, runPredicate, withSeg } from "./_errors.js";
 import type { FieldPlan, LevelPlan } from "./_plan.js";
 import type { SaveBuffer } from "./_save-buffer.js";
-import { putSubHeader, saveLevel, subNeeded, subState } from "./_walk.js";
+import { putSubHeader, saveLevel, subNeeded, subState, withSaveHooks } from "./_walk.js";
 import { NULLPTR_MARKER } from "./compile.js";
 import type { Loose } from "./infer.js";
 import type { VmdescField, VmdescVmsd } from "./vmdesc-json.js";
@@ -22,14 +22,9 @@ type Mut = Record<string, unknown>;
  * `{vmsd_name, version, fields, subsections?}`. @internal
  */
 export function saveLevelVmdesc(sb: SaveBuffer, plan: LevelPlan, obj: Loose, root: Loose): VmdescVmsd {
-  const d = plan.desc;
-  const hookState = d.isSubsection ? root : obj;
-  if (d.preSave !== undefined) runHook(d.preSave, hookState, plan.version, "save", d.name, "preSave", undefined);
   const fields: VmdescField[] = [];
-  const out: Mut = { vmsd_name: d.name, version: plan.version, fields };
-  let ok = false;
-  let err: unknown;
-  try {
+  const out: Mut = { vmsd_name: plan.desc.name, version: plan.version, fields };
+  withSaveHooks(plan, obj, root, () => {
     describeFields(sb, plan, obj, fields);
     const subs: VmdescVmsd[] = [];
     for (const s of plan.subs) {
@@ -43,18 +38,7 @@ export function saveLevelVmdesc(sb: SaveBuffer, plan: LevelPlan, obj: Loose, roo
       }
     }
     if (subs.length > 0) out.subsections = subs;
-    ok = true;
-  } catch (e) {
-    err = e;
-  }
-  if (d.postSave !== undefined) {
-    try {
-      runHook(d.postSave, hookState, plan.version, "save", d.name, "postSave", undefined);
-    } catch (e) {
-      if (ok) throw e;
-    }
-  }
-  if (!ok) throw err;
+  });
   return out as unknown as VmdescVmsd;
 }
 

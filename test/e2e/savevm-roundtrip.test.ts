@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, suite, test } from "node:test";
 import { isMigrationError, type MigrationError } from "../../src/errors.js";
+import { xorshift32 } from "../../src/machine/xorshift.js";
 import { RamBlock } from "../../src/ram/ram-block.js";
 import { RamDevice } from "../../src/ram/ram-device.js";
 import {
@@ -119,20 +120,9 @@ function makeMachine(sizes: readonly number[] = [2 << 20, 256 << 10]): Machine {
   return m;
 }
 
-/** xorshift32 */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
-
 /** Gives the machine distinctive state: random pages, written-but-zero pages, never-written pages. */
 function fillMachine(m: Machine, seed: number): void {
-  const next = rng(seed);
+  const next = xorshift32(seed);
   for (const b of m.blocks) {
     const words = new Uint32Array(b.buffer, b.byteOffset, b.size >>> 2);
     for (let p = 0; p < b.pages; p++) {
@@ -612,7 +602,7 @@ void suite("loadVm rejects crafted whole streams (spec part 8: framing and RAM, 
   });
 
   test("RAM: the whole golden stream with random bytes flipped never hangs and fails cleanly or loads", async () => {
-    const next = rng(99);
+    const next = xorshift32(99);
     for (let i = 0; i < 200; i++) {
       const b = golden.slice();
       const at = next() % (clockFull.offset + clockFull.length);

@@ -25,6 +25,7 @@ import { after, afterEach, before, suite, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { isMigrationError } from "../../src/errors.js";
+import { fillXorshift32 } from "../../src/machine/xorshift.js";
 import {
   type Channel,
   connect,
@@ -50,16 +51,7 @@ const onUnhandled = (reason: unknown): void => {
 const children = new Set<ChildProcess>();
 
 /** Fills `bytes` from xorshift32: fast, and random enough that no transport can compress or pattern-match it. */
-function fillRandom(bytes: Uint8Array, seed: number): void {
-  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
-}
+const fillRandom = (bytes: Uint8Array, seed: number): void => void fillXorshift32(bytes, seed);
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");

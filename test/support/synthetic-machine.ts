@@ -3,6 +3,7 @@
  * worker thread that dirties RAM at a set rate the way a vCPU does, with real stop / cont / throttle.
  */
 import { Worker } from "node:worker_threads";
+import { fillXorshift32 } from "../../src/machine/xorshift.js";
 import type { GuestControl, MigratableGuest, RunState } from "../../src/migration/guest.js";
 import { DEFAULT_IO_MEMORY_BYTES, RamBlock } from "../../src/ram/ram-block.js";
 import { RamDevice } from "../../src/ram/ram-device.js";
@@ -155,15 +156,9 @@ export class SyntheticMachine implements MigratableGuest {
 
   /** Fills every page of RAM with random bytes (all pages written and non-zero). */
   fillRandom(seed: number): void {
-    let x = seed >>> 0 || 1;
+    let x = seed;
     for (const b of this.blocks) {
-      const words = new Uint32Array(b.buffer, b.byteOffset, b.size >>> 2);
-      for (let i = 0; i < words.length; i++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        words[i] = x >>> 0;
-      }
+      x = fillXorshift32(b.bytes, x);
       b.markDirty(0, b.size);
     }
   }

@@ -18,6 +18,7 @@ import { registerDevice } from "../../savevm/device-entry.js";
 import { GLOBAL_STATE_ID, GlobalState } from "../../savevm/global-state.js";
 import { Registry } from "../../savevm/registry.js";
 import * as vm from "../../vmstate/index.js";
+import { fillXorshift32 } from "../xorshift.js";
 
 /** The synthetic machine's machine type. */
 export const SYNTHETIC_MACHINE_TYPE = "ferry-synthetic-1.0";
@@ -185,14 +186,7 @@ export class SyntheticGuest implements MigratableGuest {
 
   #fill(seed: number): void {
     const b = this.block;
-    const words = new Uint32Array(b.buffer, b.byteOffset, b.size >>> 2);
-    let x = seed >>> 0 || 1;
-    for (let i = 0; i < words.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      words[i] = x >>> 0;
-    }
+    fillXorshift32(b.bytes, seed);
     b.markDirty(0, b.size);
   }
 
