@@ -35,6 +35,19 @@ function gbps(bytes: number, ms: number): number {
   return bytes / (ms * 1e6);
 }
 
+/** A throughput figure: `bytes` moved in the median of `ms` runs, beside the baseline's median of `baselineMs`. */
+function gbpsFigure(metric: string, bytes: number, ms: number[], baseline: string, baselineMs: number[]): Figure {
+  return {
+    bench: BENCH,
+    metric,
+    value: gbps(bytes, median(ms)),
+    unit: "GB/s",
+    baseline,
+    baselineValue: gbps(bytes, median(baselineMs)),
+    higherIsBetter: true,
+  };
+}
+
 /** Discards everything (after the writer has copied into its staging buffer). */
 const nullSink: ByteSink = { write: () => Promise.resolve() };
 
@@ -174,24 +187,8 @@ export async function run(args: string[], _json: boolean): Promise<Figure[]> {
     }
     const stats = dev.stats;
     if (stats.normal !== size / 4096) throw new Error(`expected ${size / 4096} PAGE records, got ${stats.normal}`);
-    figures.push({
-      bench: BENCH,
-      metric: `precopy-${label}-random-null-sink`,
-      value: gbps(size, median(tNull)),
-      unit: "GB/s",
-      baseline: "memcpy-into-4MiB-buffer",
-      baselineValue: gbps(size, median(tCopy)),
-      higherIsBetter: true,
-    });
-    figures.push({
-      bench: BENCH,
-      metric: `precopy-${label}-random-to-file`,
-      value: gbps(size, median(tFile)),
-      unit: "GB/s",
-      baseline: "plain-file-write",
-      baselineValue: gbps(size, median(tRawWrite)),
-      higherIsBetter: true,
-    });
+    figures.push(gbpsFigure(`precopy-${label}-random-null-sink`, size, tNull, "memcpy-into-4MiB-buffer", tCopy));
+    figures.push(gbpsFigure(`precopy-${label}-random-to-file`, size, tFile, "plain-file-write", tRawWrite));
 
     // ------------------------------------------------------------------ (c) load it back from the file
     note(`ram: loading the ${(streamBytes / GiB).toFixed(3)} GiB stream back`);
@@ -252,47 +249,39 @@ export async function run(args: string[], _json: boolean): Promise<Figure[]> {
           `load via guest-memory ring ${gbps(streamBytes, ringMs).toFixed(2)} GB/s`,
       );
     }
-    figures.push({
-      bench: BENCH,
-      metric: `load-${label}-stream-from-file`,
-      value: gbps(streamBytes, median(tLoad)),
-      unit: "GB/s",
-      baseline: "plain-sequential-file-read",
-      baselineValue: gbps(streamBytes, median(tRead)),
-      higherIsBetter: true,
-    });
-    figures.push({
-      bench: BENCH,
-      metric: `load-${label}-stream-from-file-ring-in-guest-memory`,
-      value: gbps(streamBytes, median(tRing)),
-      unit: "GB/s",
-      baseline: "plain-sequential-file-read",
-      baselineValue: gbps(streamBytes, median(tRead)),
-      higherIsBetter: true,
-    });
-    figures.push({
-      bench: BENCH,
-      metric: `load-${label}-stream-from-file-ring-in-guest-memory`,
-      value: gbps(streamBytes, median(tRing)),
-      unit: "GB/s",
-      baseline: "plain-file-read-into-guest-sized-memory",
-      baselineValue: gbps(streamBytes, median(tReadBig)),
-      higherIsBetter: true,
-    });
+    figures.push(gbpsFigure(`load-${label}-stream-from-file`, streamBytes, tLoad, "plain-sequential-file-read", tRead));
+    figures.push(
+      gbpsFigure(
+        `load-${label}-stream-from-file-ring-in-guest-memory`,
+        streamBytes,
+        tRing,
+        "plain-sequential-file-read",
+        tRead,
+      ),
+    );
+    figures.push(
+      gbpsFigure(
+        `load-${label}-stream-from-file-ring-in-guest-memory`,
+        streamBytes,
+        tRing,
+        "plain-file-read-into-guest-sized-memory",
+        tReadBig,
+      ),
+    );
     {
       const fresh = new RamBlock("pc.ram", size);
       const lfh = await open(file, "r");
       const [freshMs] = await timed(() => loadStream(new RamDevice([fresh]), new FileSource(lfh, streamBytes)));
       await lfh.close();
-      figures.push({
-        bench: BENCH,
-        metric: `load-${label}-stream-from-file-fresh-ram`,
-        value: gbps(streamBytes, freshMs),
-        unit: "GB/s",
-        baseline: "plain-sequential-file-read",
-        baselineValue: gbps(streamBytes, median(tRead)),
-        higherIsBetter: true,
-      });
+      figures.push(
+        gbpsFigure(
+          `load-${label}-stream-from-file-fresh-ram`,
+          streamBytes,
+          [freshMs],
+          "plain-sequential-file-read",
+          tRead,
+        ),
+      );
     }
     await rm(file, { force: true });
 
@@ -335,38 +324,14 @@ export async function run(args: string[], _json: boolean): Promise<Figure[]> {
       if (zeros !== size / 4096 || zeros2 !== zeros) throw new Error("zero scan miscounted");
     }
     if (zeroDev.stats.duplicate !== size / 4096) throw new Error("zero RAM was not sent as ZERO records");
-    figures.push({
-      bench: BENCH,
-      metric: `precopy-${label}-zero-written-scan`,
-      value: gbps(size, median(tZero)),
-      unit: "GB/s",
-      baseline: "wasm-simd-scan-per-page",
-      baselineValue: gbps(size, median(tWasm)),
-      higherIsBetter: true,
-    });
-    figures.push({
-      bench: BENCH,
-      metric: `precopy-${label}-zero-written-scan`,
-      value: gbps(size, median(tZero)),
-      unit: "GB/s",
-      baseline: "buffer-compare-per-MiB",
-      baselineValue: gbps(size, median(tCompare)),
-      higherIsBetter: true,
-    });
+    figures.push(gbpsFigure(`precopy-${label}-zero-written-scan`, size, tZero, "wasm-simd-scan-per-page", tWasm));
+    figures.push(gbpsFigure(`precopy-${label}-zero-written-scan`, size, tZero, "buffer-compare-per-MiB", tCompare));
 
     const never = new RamBlock("pc.ram", size);
     const neverDev = new RamDevice([never]);
     const tNever: number[] = [];
     for (let i = 0; i < runs; i++) tNever.push((await timed(() => precopy(neverDev, nullSink)))[0]);
-    figures.push({
-      bench: BENCH,
-      metric: `precopy-${label}-never-written`,
-      value: gbps(size, median(tNever)),
-      unit: "GB/s",
-      baseline: "wasm-simd-scan-per-page",
-      baselineValue: gbps(size, median(tWasm)),
-      higherIsBetter: true,
-    });
+    figures.push(gbpsFigure(`precopy-${label}-never-written`, size, tNever, "wasm-simd-scan-per-page", tWasm));
   } finally {
     await rm(file, { force: true });
     await rm(rawFile, { force: true });
