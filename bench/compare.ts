@@ -67,6 +67,7 @@ import {
   waitFor,
   waitMigrationEnd,
 } from "./_compare-procs.js";
+import { type DestChild, forkDestination } from "./_dest-child.js";
 import { type Figure, median, note } from "./_report.js";
 
 const MIB = 1 << 20;
@@ -106,32 +107,8 @@ interface DirtyResult {
 // ---------------------------------------------------------------------------------------------------------------
 // Ferry, scenarios 1–3 (in-process source, child-process destination).
 
-interface DestChild {
-  proc: import("node:child_process").ChildProcess;
-  uri: string;
-  result: Promise<Record<string, unknown>>;
-}
-
-async function ferryDest(mib: number): Promise<DestChild> {
-  const { fork } = await import("node:child_process");
-  const proc = fork(new URL("./_migrate-dest.ts", import.meta.url), ["ferry", String(mib)], {
-    execArgv: process.execArgv,
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  track(proc);
-  return new Promise((resolve, reject) => {
-    const result = new Promise<Record<string, unknown>>((res) => {
-      proc.on("message", (m: Record<string, unknown>) => {
-        if (m.ready === undefined) res(m);
-      });
-    });
-    proc.once("message", (m: { ready?: string }) => {
-      if (m.ready === undefined) reject(new Error("destination did not start"));
-      else resolve({ proc, uri: m.ready, result });
-    });
-    proc.once("error", reject);
-    proc.once("exit", (code) => reject(new Error(`destination exited with ${code}`)));
-  });
+function ferryDest(mib: number): Promise<DestChild> {
+  return forkDestination(["ferry", String(mib)], track);
 }
 
 async function ferryMigrate(src: SyntheticMachine, label: string): Promise<number> {

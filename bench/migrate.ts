@@ -5,38 +5,17 @@
  *   2. a writer dirtying 10 % of its pages per second: total time, passes and downtime (target ≤ 50 ms), the
  *      downtime beside the time the raw socket needs for the bytes sent while the guest was stopped.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { parseArgs } from "node:util";
 import { DEFAULT_SETTINGS } from "../src/migration/settings.js";
 import { MigrationSource } from "../src/migration/source.js";
 import { connect } from "../src/transport/connect.js";
 import { SyntheticMachine } from "../test/support/synthetic-machine.js";
+import { type DestChild, forkDestination } from "./_dest-child.js";
 import { rawSend } from "./_raw-socket.js";
 import { type Figure, median, note } from "./_report.js";
 
-interface Child {
-  proc: ChildProcess;
-  uri: string;
-  result: Promise<Record<string, unknown>>;
-}
-
-function child(mode: "ferry" | "raw", mib: number, prealloc = false): Promise<Child> {
-  const proc = fork(new URL("./_migrate-dest.ts", import.meta.url), [mode, String(mib), prealloc ? "prealloc" : ""], {
-    execArgv: process.execArgv,
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  return new Promise((resolve, reject) => {
-    const result = new Promise<Record<string, unknown>>((res) => {
-      proc.on("message", (m: Record<string, unknown>) => {
-        if (m.ready === undefined) res(m);
-      });
-    });
-    proc.once("message", (m: { ready?: string }) => {
-      if (m.ready === undefined) reject(new Error("destination did not start"));
-      else resolve({ proc, uri: m.ready, result });
-    });
-    proc.once("error", reject);
-  });
+function child(mode: "ferry" | "raw", mib: number, prealloc = false): Promise<DestChild> {
+  return forkDestination([mode, String(mib), prealloc ? "prealloc" : ""]);
 }
 
 async function rawCopy(ram: Uint8Array, mib: number): Promise<number> {

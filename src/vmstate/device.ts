@@ -9,7 +9,7 @@
  */
 
 import { asciiOrUtf8 } from "../wire/byte-writer.js";
-import { type AnyField, isCountField } from "./fields.js";
+import { type AnyField, ELEMENT_KINDS, isCountField } from "./fields.js";
 import type { CheckRefs, DescriptionBase, HookResult, Shape, StateOf } from "./infer.js";
 
 /** QEMU 7.2's `MigrationPriority` values (higher is saved first; the values never appear on the wire). */
@@ -184,26 +184,13 @@ export function levelOf(dev: DescriptionBase): LevelDesc {
 let lastDev: DescriptionBase | undefined;
 let lastLevel: LevelDesc | undefined;
 
+/** Every field kind: the element kinds, and those that only stand as fields of a level. */
 const FIELD_KINDS: ReadonlySet<string> = new Set([
-  "bool",
-  "u8",
-  "u16",
-  "u32",
-  "u64",
-  "i8",
-  "i16",
-  "i32",
-  "i64",
-  "f64",
-  "timer",
-  "buffer",
+  ...ELEMENT_KINDS,
   "unused",
   "bitmap",
   "vbuffer",
-  "array",
   "varray",
-  "struct",
-  "optional",
   "list",
   "validate",
   "tmp",

@@ -318,8 +318,8 @@ export function vbuffer<const K extends string>(lengthFrom: K, options: VBufferO
   return make<VBufferField<K>>({ kind: "vbuffer", lengthFrom, max: options.max, multiply }, options);
 }
 
-/** The field kinds that may be array elements. */
-const ELEMENT_KINDS: ReadonlySet<string> = new Set([
+/** The field kinds that may be array elements. @internal */
+export const ELEMENT_KINDS: ReadonlySet<string> = new Set([
   "bool",
   "u8",
   "u16",
